@@ -1,0 +1,163 @@
+"""The records ccxt-pipeline keeps, validated before anything is stored.
+
+Every record carries the exchange (our venue name, `binance`), the NautilusTrader instrument id
+(`BTCUSDT-PERP.BINANCE`) and two UTC nanosecond timestamps:
+
+- `ts_event`: when it happened, by the exchange's clock;
+- `ts_init`: when we first knew it: `ts_event` for fetched history, the receipt time for live data.
+
+Units (a wrong unit is a wrong backtest, so they are fixed here and documented in docs/catalog.md):
+
+- open interest in base-asset units (BTC for BTCUSDT), its value in the quote currency (USDT);
+- liquidation quantity in base units (contracts x contract size), price in quote per base, and
+  notional = price x quantity in the quote currency;
+- a liquidation's side is the side of the position that was liquidated (`LONG`: a long was closed).
+
+Funding comes in two kinds that never share a series: :class:`FundingRate` is a settled rate (what was
+actually paid at `ts_event`), :class:`FundingRateEstimate` is the exchange's live current/predicted rate.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated, Any, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ccxt_pipeline.errors import RecordError
+from ccxt_pipeline.timeutil import MAX_TS_NS, MIN_TS_NS
+from ccxt_pipeline.venues import VENUES
+
+__all__ = [
+    "FundingRate",
+    "FundingRateEstimate",
+    "Liquidation",
+    "OpenInterest",
+    "Record",
+    "Side",
+    "validate_record",
+]
+
+INSTRUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Z0-9_]+$"
+"""`SYMBOL.VENUE`; safe as a folder name (no `/`, no leading dot)."""
+TimestampNs = Annotated[int, Field(strict=True, ge=MIN_TS_NS, le=MAX_TS_NS)]
+"""UTC nanoseconds, 2009..2100: a millisecond value passed by mistake fails loudly."""
+NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+FiniteFloat = Annotated[float, Field()]
+IntervalMinutes = Annotated[int, Field(strict=True, gt=0, le=7 * 24 * 60)]
+
+
+class Side(StrEnum):
+    """The side of the position that was liquidated."""
+
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+
+class Record(BaseModel):
+    """Fields every record carries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    exchange: str
+    instrument_id: str = Field(pattern=INSTRUMENT_ID_PATTERN)
+    ts_event: TimestampNs
+    ts_init: TimestampNs
+
+    @model_validator(mode="after")
+    def _venue_matches(self) -> Self:
+        venue = VENUES.get(self.exchange)
+        if venue is None:
+            raise ValueError(f"unknown exchange {self.exchange!r} (known: {', '.join(VENUES)})")
+        suffix = self.instrument_id.rsplit(".", 1)[1]
+        if suffix != venue.nautilus_venue:
+            raise ValueError(
+                f"instrument_id {self.instrument_id!r} is not on {self.exchange} (venue {venue.nautilus_venue})"
+            )
+        return self
+
+
+class OpenInterest(Record):
+    """Open interest at `ts_event`: base-asset units, and its value in the quote currency (None if unknown)."""
+
+    open_interest: NonNegative
+    open_interest_value: NonNegative | None = None
+
+
+class FundingRate(Record):
+    """A settled funding rate: the rate charged at the funding time `ts_event`.
+
+    `rate` is a fraction per interval (0.0001 = 0.01 %); longs pay shorts when it is positive.
+    `interval_minutes` is the funding interval that ended at `ts_event` (480 for 8h), None if unknown.
+    """
+
+    rate: FiniteFloat
+    interval_minutes: IntervalMinutes | None = None
+
+
+class FundingRateEstimate(Record):
+    """The exchange's live (current or predicted) funding rate for the interval now running.
+
+    Not a settled rate: it changes until `next_funding_ns`, when the settled value is known.
+    """
+
+    rate: FiniteFloat
+    next_funding_ns: TimestampNs | None = None
+    interval_minutes: IntervalMinutes | None = None
+    mark_price: Positive | None = None
+    index_price: Positive | None = None
+
+
+class Liquidation(Record):
+    """A forced close of a position: `side` is the liquidated position's side.
+
+    `notional` = `price` x `quantity` in the quote currency; it is computed when not given, and a given
+    value that disagrees by more than one part in a million is rejected (a unit error upstream).
+    """
+
+    side: Side
+    quantity: Positive
+    price: Positive
+    notional: Positive
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_notional(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("notional") is None:
+            try:
+                return {**data, "notional": float(data["price"]) * float(data["quantity"])}
+            except (KeyError, TypeError, ValueError):
+                return data  # the field validators report what is wrong
+        return data
+
+    @model_validator(mode="after")
+    def _notional_consistent(self) -> Self:
+        expected = self.price * self.quantity
+        if not math.isclose(self.notional, expected, rel_tol=1e-6):
+            raise ValueError(f"notional {self.notional!r} != price x quantity ({expected!r})")
+        return self
+
+
+R = TypeVar("R", bound=Record)
+
+
+def validate_record(model: type[R], data: dict[str, Any]) -> R:
+    """Build `model` from `data`, or raise RecordError: one line naming the field and the raw value."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RecordError(describe_validation_error(model.__name__, exc)) from exc
+
+
+def describe_validation_error(model_name: str, exc: ValidationError) -> str:
+    """The first error of `exc` as one line: `Model.field: message (got raw)`, plus how many more."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    where = f"{model_name}.{loc}" if loc else model_name
+    got = f" (got {first['input']!r})" if loc else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    msg = str(first["msg"]).replace("Value error, ", "")
+    return f"{where}: {msg}{got}{more}"

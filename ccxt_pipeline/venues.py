@@ -1,0 +1,96 @@
+"""Facts about each supported exchange, kept as data.
+
+One row per exchange: the ccxt class, the NautilusTrader venue, how NautilusTrader's own adapter spells a
+linear perpetual's id there, and the constructor options ccxt needs. Code that must behave differently per
+exchange reads this table instead of branching on names.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccxt_pipeline.errors import UnknownExchangeError
+
+
+@dataclass(frozen=True)
+class Venue:
+    name: str
+    """Our name for the exchange, as users type it (`binance`)."""
+    ccxt_id: str
+    """The ccxt class (`binanceusdm`)."""
+    nautilus_venue: str
+    """The NautilusTrader venue suffix (`BINANCE`)."""
+    id_template: str
+    """The Nautilus symbol of a linear perpetual; `{base}` and `{quote}` are filled in."""
+    settle: str | None = None
+    """The one settlement currency of the exchange's perpetuals, where it has only one (Hyperliquid: USDC)."""
+    aliases: tuple[str, ...] = ()
+    ccxt_options: dict[str, Any] = field(default_factory=dict)
+    """Constructor config every client of this exchange gets, before the user's own `ccxt` overrides."""
+
+
+VENUES: dict[str, Venue] = {
+    v.name: v
+    for v in (
+        Venue(
+            name="binance",
+            ccxt_id="binanceusdm",
+            nautilus_venue="BINANCE",
+            id_template="{base}{quote}-PERP",
+            aliases=("binanceusdm", "binance-usdm"),
+            ccxt_options={"options": {"defaultType": "swap"}},
+        ),
+        Venue(
+            name="bybit",
+            ccxt_id="bybit",
+            nautilus_venue="BYBIT",
+            id_template="{base}{quote}-LINEAR",
+            aliases=("bybit-linear",),
+            # Loading only linear markets cuts load_markets from 11 requests to 2 (see docs/exchanges.md).
+            ccxt_options={"options": {"defaultType": "swap", "fetchMarkets": {"types": ["linear"]}}},
+        ),
+        Venue(
+            name="hyperliquid",
+            ccxt_id="hyperliquid",
+            nautilus_venue="HYPERLIQUID",
+            # Hyperliquid perps settle in USDC; NautilusTrader names them `BTC-USD-PERP`.
+            id_template="{base}-USD-PERP",
+            settle="USDC",
+            ccxt_options={"options": {"defaultType": "swap"}},
+        ),
+        Venue(
+            name="okx",
+            ccxt_id="okx",
+            nautilus_venue="OKX",
+            id_template="{base}-{quote}-SWAP",
+            ccxt_options={"options": {"defaultType": "swap"}},
+        ),
+    )
+}
+
+DEFAULT_EXCHANGES: tuple[str, ...] = ("binance", "bybit", "hyperliquid")
+
+_BY_ALIAS: dict[str, Venue] = {alias: v for v in VENUES.values() for alias in (v.name, *v.aliases)}
+_BY_NAUTILUS: dict[str, Venue] = {v.nautilus_venue: v for v in VENUES.values()}
+
+
+def get_venue(name: str) -> Venue:
+    """Return the venue for a user-typed exchange name or ccxt id (case-insensitive).
+
+    Raises UnknownExchangeError naming the supported exchanges and the closest match.
+    """
+    key = name.strip().lower()
+    venue = _BY_ALIAS.get(key)
+    if venue is not None:
+        return venue
+    supported = ", ".join(VENUES)
+    close = difflib.get_close_matches(key, list(_BY_ALIAS), n=1)
+    hint = f"; did you mean '{_BY_ALIAS[close[0]].name}'?" if close else ""
+    raise UnknownExchangeError(f"unknown exchange '{name}' (supported: {supported}){hint}")
+
+
+def venue_for_nautilus(suffix: str) -> Venue | None:
+    """Return the venue whose NautilusTrader suffix is `suffix` (`BINANCE`), or None."""
+    return _BY_NAUTILUS.get(suffix.upper())
