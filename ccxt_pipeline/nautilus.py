@@ -1,0 +1,115 @@
+"""NautilusTrader classes that read the catalog's files as they are (needs the `nautilus` extra).
+
+    pip install 'ccxt-pipeline[nautilus]'
+
+- :class:`OpenInterest`, :class:`Liquidation` and :class:`FundingRateEstimate` are `@customdataclass`es
+  whose fields are exactly the files' columns (`custom_open_interest/`, `custom_liquidation/`,
+  `custom_funding_rate_estimate/`); NautilusTrader decodes each row as `cls(**row)`.
+- Settled funding is NautilusTrader's own `FundingRateUpdate` (`funding_rate_update/`). Version 1.221 ships
+  no Arrow codec for it; importing this module registers ours (:func:`register_funding_rate_codec`, which
+  is idempotent, does it explicitly). The decoder ignores our extra columns (`exchange`,
+  `interval_minutes`).
+
+Timestamps are int64 nanoseconds, as `@customdataclass` declares them. A null in a file (an unknown
+value) arrives as `None`.
+"""
+
+# No `from __future__ import annotations` here: @customdataclass reads the real annotation objects.
+
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+try:
+    from nautilus_trader.core.data import Data
+    from nautilus_trader.model.custom import customdataclass
+    from nautilus_trader.model.data import FundingRateUpdate
+    from nautilus_trader.model.identifiers import InstrumentId
+    from nautilus_trader.serialization.arrow.serializer import register_arrow
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "ccxt_pipeline.nautilus needs NautilusTrader: pip install 'ccxt-pipeline[nautilus]'"
+    ) from exc
+
+from ccxt_pipeline.catalog.schema import FUNDING_RATE
+from ccxt_pipeline.venues import venue_for_nautilus
+
+__all__ = [
+    "FundingRateEstimate",
+    "FundingRateUpdate",
+    "Liquidation",
+    "OpenInterest",
+    "register_funding_rate_codec",
+]
+
+_DEFAULT_ID = InstrumentId.from_str("BTCUSDT-PERP.BINANCE")
+
+
+@customdataclass
+class OpenInterest(Data):  # type: ignore[misc]
+    """Open interest: `open_interest` in base units, `open_interest_value` in quote currency (or None)."""
+
+    exchange: str = ""
+    instrument_id: InstrumentId = _DEFAULT_ID
+    open_interest: float = 0.0
+    open_interest_value: float = 0.0
+
+
+@customdataclass
+class FundingRateEstimate(Data):  # type: ignore[misc]
+    """The exchange's live funding-rate estimate for the running interval (not a settled rate)."""
+
+    exchange: str = ""
+    instrument_id: InstrumentId = _DEFAULT_ID
+    rate: float = 0.0
+    next_funding_ns: int = 0
+    interval_minutes: int = 0
+    mark_price: float = 0.0
+    index_price: float = 0.0
+
+
+@customdataclass
+class Liquidation(Data):  # type: ignore[misc]
+    """A liquidation: `side` is the liquidated position's side (`LONG`/`SHORT`); quantity in base units."""
+
+    exchange: str = ""
+    instrument_id: InstrumentId = _DEFAULT_ID
+    side: str = ""
+    quantity: float = 0.0
+    price: float = 0.0
+    notional: float = 0.0
+
+
+def _encode_funding(update: Any) -> pa.RecordBatch:
+    iid = update.instrument_id.value
+    venue = venue_for_nautilus(iid.rsplit(".", 1)[-1])
+    row = {
+        "exchange": venue.name if venue else iid.rsplit(".", 1)[-1].lower(),
+        "instrument_id": iid,
+        "rate": float(update.rate),
+        "interval_minutes": None,
+        "ts_event": update.ts_event,
+        "ts_init": update.ts_init,
+    }
+    return pa.RecordBatch.from_pylist([row], schema=FUNDING_RATE.schema)
+
+
+def _decode_funding(table: pa.Table | pa.RecordBatch) -> list[Any]:
+    cols = table.to_pydict()
+    ids: dict[str, Any] = {}
+    out = []
+    for iid, rate, ts_event, ts_init in zip(
+        cols["instrument_id"], cols["rate"], cols["ts_event"], cols["ts_init"], strict=True
+    ):
+        instrument_id = ids.get(iid) or ids.setdefault(iid, InstrumentId.from_str(iid))
+        out.append(FundingRateUpdate(instrument_id, Decimal(repr(rate)), ts_event, ts_init, None))
+    return out
+
+
+def register_funding_rate_codec() -> None:
+    """Teach NautilusTrader 1.221 to read and write `FundingRateUpdate` in our file format (idempotent)."""
+    register_arrow(FundingRateUpdate, FUNDING_RATE.schema, _encode_funding, _decode_funding)
+
+
+register_funding_rate_codec()
