@@ -47,7 +47,7 @@ _DEFAULT_ID = InstrumentId.from_str("BTCUSDT-PERP.BINANCE")
 
 
 @customdataclass
-class OpenInterest(Data):  # type: ignore[misc]
+class OpenInterest(Data):
     """Open interest: `open_interest` in base units, `open_interest_value` in quote currency (or None)."""
 
     exchange: str = ""
@@ -57,7 +57,7 @@ class OpenInterest(Data):  # type: ignore[misc]
 
 
 @customdataclass
-class FundingRateEstimate(Data):  # type: ignore[misc]
+class FundingRateEstimate(Data):
     """The exchange's live funding-rate estimate for the running interval (not a settled rate)."""
 
     exchange: str = ""
@@ -70,7 +70,7 @@ class FundingRateEstimate(Data):  # type: ignore[misc]
 
 
 @customdataclass
-class Liquidation(Data):  # type: ignore[misc]
+class Liquidation(Data):
     """A liquidation: `side` is the liquidated position's side (`LONG`/`SHORT`); quantity in base units."""
 
     exchange: str = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -22,7 +23,7 @@ def assert_catalog_invariants(root: Path, *, exact_names: bool = True) -> int:
             files = list_data_files(folder)
             names = sorted(p.name for p in folder.iterdir())
             assert names == [f.path.name for f in files], f"stray files in {folder}: {names}"
-            for prev, cur in zip(files, files[1:], strict=False):
+            for prev, cur in itertools.pairwise(files):
                 assert prev.end < cur.start, f"overlap: {prev.path.name} / {cur.path.name}"
             for f in files:
                 table = pq.read_table(f.path)
@@ -34,7 +35,8 @@ def assert_catalog_invariants(root: Path, *, exact_names: bool = True) -> int:
                 if exact_names:
                     assert (ts[0], ts[-1]) == (f.start, f.end), f"name does not match contents: {f.path}"
                 else:
-                    assert f.start <= ts[0] and ts[-1] <= f.end, f"name understates contents: {f.path}"
+                    assert f.start <= ts[0], f"name understates contents: {f.path}"
+                    assert ts[-1] <= f.end, f"name understates contents: {f.path}"
                 assert set(table.column("instrument_id").to_pylist()) == {folder.name}
                 total += table.num_rows
     return total

@@ -37,9 +37,7 @@ def test_layout_and_names(tmp_path: Path) -> None:
     w = CatalogWriter(tmp_path)
     result = w.write([oi(i) for i in range(3)])
     assert (result.rows_written, result.rows_duplicate, result.files_written) == (3, 0, 1)
-    assert folder_names(tmp_path) == [
-        "2025-01-01T00-00-00-000000000Z_2025-01-01T00-10-00-000000000Z.parquet"
-    ]
+    assert folder_names(tmp_path) == ["2025-01-01T00-00-00-000000000Z_2025-01-01T00-10-00-000000000Z.parquet"]
     assert (tmp_path / "data" / "custom_open_interest" / IID).is_dir()
     assert_catalog_invariants(tmp_path)
 
@@ -152,7 +150,9 @@ def test_write_table_checks_columns_like_the_model(tmp_path: Path) -> None:
         "Liquidation.price: must be a finite number (got nan at row 2)": with_column(
             "price", [1.0, 2.0, float("nan"), 3.0]
         ),
-        "Liquidation.quantity: must be > 0 (got -1.0 at row 0)": with_column("quantity", [-1.0, 1.0, 1.0, 1.0]),
+        "Liquidation.quantity: must be > 0 (got -1.0 at row 0)": with_column(
+            "quantity", [-1.0, 1.0, 1.0, 1.0]
+        ),
         "Liquidation.side: unknown side (got 'BUY' at row 1)": with_column(
             "side", ["LONG", "BUY", "SHORT", "LONG"]
         ),
@@ -194,7 +194,9 @@ def test_open_removes_temp_files_and_merges_overlaps(tmp_path: Path) -> None:
 
 # --- properties --------------------------------------------------------------------------------------------
 
-_PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_PROPERTY = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def _sorted_unique(records: list[Record]) -> list[Record]:
@@ -205,7 +207,9 @@ def _sorted_unique(records: list[Record]) -> list[Record]:
         assert kind is not None
         key = (r.instrument_id, *(getattr(r, c) for c in kind.key))
         seen.setdefault(key, r)
-    return sorted(seen.values(), key=lambda r: (r.ts_init, r.instrument_id, *(str(getattr(r, c)) for c in kind.key)))
+    return sorted(
+        seen.values(), key=lambda r: (r.ts_init, r.instrument_id, *(str(getattr(r, c)) for c in kind.key))
+    )
 
 
 @pytest.mark.parametrize("kind_name", list(KINDS))

@@ -36,7 +36,9 @@ def expected_keys(seed: int, returned: int) -> dict[str, set[tuple]]:
     for n in range(returned):
         for r in batch(n, rng):
             kind = OPEN_INTEREST if r.__class__.__name__ == "OpenInterest" else LIQUIDATION
-            keys[kind.name].add(tuple(getattr(r, c).value if c == "side" else getattr(r, c) for c in kind.key))
+            keys[kind.name].add(
+                tuple(getattr(r, c).value if c == "side" else getattr(r, c) for c in kind.key)
+            )
     return keys
 
 

@@ -94,7 +94,7 @@ def test_example_commented_ccxt_block_is_valid(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, "\n".join(lines)), environ={})
     ccxt = settings.exchanges["binance"].ccxt
     assert ccxt["timeout"] == 30000
-    assert ccxt["urls"]["api"]["public"].startswith("https://")
+    assert ccxt["urls"]["api"]["fapiPublic"].startswith("https://")
     assert (
         settings.redacted()["exchanges"]["binance"]["ccxt"]["httpsProxy"]
         == f"http://user:{MASK}@proxy.local:8080"

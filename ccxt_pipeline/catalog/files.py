@@ -37,7 +37,7 @@ def write_parquet_atomic(table: pa.Table, path: Path, *, durable: bool = True) -
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
     try:
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, **PARQUET_OPTIONS)  # type: ignore[arg-type]
+            pq.write_table(table, fh, **PARQUET_OPTIONS)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())

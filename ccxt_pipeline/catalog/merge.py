@@ -44,4 +44,4 @@ def is_sorted_unique(kind: DataKind, table: pa.Table) -> bool:
     ts = table.column("ts_init").combine_chunks()
     if not pc.all(pc.less_equal(ts.slice(0, len(ts) - 1), ts.slice(1))).as_py():
         return False
-    return sort_unique(kind, table).num_rows == table.num_rows
+    return bool(sort_unique(kind, table).num_rows == table.num_rows)

@@ -70,7 +70,10 @@ class CatalogReader:
         return out
 
     def resolve_instruments(
-        self, kind: DataKind, instrument_ids: Iterable[str] | None = None, exchanges: Iterable[str] | None = None
+        self,
+        kind: DataKind,
+        instrument_ids: Iterable[str] | None = None,
+        exchanges: Iterable[str] | None = None,
     ) -> list[str]:
         """The stored instrument ids selected by ids and/or exchanges (all of them if neither is given)."""
         stored = self.instruments(kind)
@@ -128,4 +131,3 @@ class CatalogReader:
         except (OSError, pa.ArrowInvalid) as exc:
             raise CatalogError(f"cannot read {kind.type_dir} files under {self.root}: {exc}") from exc
         return table.replace_schema_metadata(kind.schema.metadata)
-

@@ -159,7 +159,9 @@ def from_table(kind: DataKind, table: pa.Table) -> list[Record]:
     """An Arrow table of `kind` back to validated records."""
     columns = [c for c in kind.columns if c in table.column_names]
     pylists = [table.column(c).to_pylist() for c in columns]
-    return [kind.model.model_validate(dict(zip(columns, row, strict=True))) for row in zip(*pylists, strict=True)]
+    return [
+        kind.model.model_validate(dict(zip(columns, row, strict=True))) for row in zip(*pylists, strict=True)
+    ]
 
 
 # --- vectorised validation of Arrow input ----------------------------------------------------------------
@@ -220,7 +222,9 @@ def _check_column(kind: DataKind, field: pa.Field, col: pa.ChunkedArray) -> None
     if pa.types.is_floating(field.type):
         _fail(kind, field.name, col, pc.invert(pc.is_finite(col)), "must be a finite number")
     if field.name == "side":
-        _fail(kind, field.name, col, pc.invert(pc.is_in(col, pa.array([s.value for s in Side]))), "unknown side")
+        _fail(
+            kind, field.name, col, pc.invert(pc.is_in(col, pa.array([s.value for s in Side]))), "unknown side"
+        )
     for op, limit in _bounds(kind, field.name) if field.name in kind.model.model_fields else []:
         ok = _OPS[op](col, pa.scalar(limit if not isinstance(limit, float) or math.isfinite(limit) else 0))
         _fail(kind, field.name, col, pc.invert(pc.fill_null(ok, True)), f"must be {op} {limit}")
@@ -238,4 +242,6 @@ def _check_venues(kind: DataKind, table: pa.Table) -> None:
         if venue is None:
             raise RecordError(f"{kind.model.__name__}.exchange: unknown exchange (got {exchange!r})")
         if not _INSTRUMENT_ID.match(iid) or not iid.endswith("." + venue.nautilus_venue):
-            raise RecordError(f"{kind.model.__name__}.instrument_id: not an instrument on {exchange} (got {iid!r})")
+            raise RecordError(
+                f"{kind.model.__name__}.instrument_id: not an instrument on {exchange} (got {iid!r})"
+            )

@@ -130,7 +130,9 @@ class CatalogWriter(CatalogReader):
         for existing, lo, hi in segments:
             rows = batch.slice(lo, hi - lo)
             if existing is None:
-                write_parquet_atomic(rows, folder / file_name(int(ts[lo]), int(ts[hi - 1])), durable=self.durable)
+                write_parquet_atomic(
+                    rows, folder / file_name(int(ts[lo]), int(ts[hi - 1])), durable=self.durable
+                )
                 new = rows.num_rows
             else:
                 new = self._merge_into(kind, existing, rows)
@@ -145,7 +147,7 @@ class CatalogWriter(CatalogReader):
         """Merge `rows` (all inside `existing`'s range) into it, replacing it atomically; return new rows."""
         stored = read_data_file(kind, existing.path)
         merged = sort_unique(kind, pa.concat_tables([stored, rows]))
-        new = merged.num_rows - stored.num_rows
+        new: int = merged.num_rows - stored.num_rows
         if new:
             write_parquet_atomic(merged, existing.path, durable=self.durable)
         return new

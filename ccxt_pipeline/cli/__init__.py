@@ -1,0 +1,46 @@
+"""The `ccxt-cli` command: a thin skin over the library. Each command parses its arguments, calls the
+library and renders the result; the library's errors become one line on stderr and a meaningful exit code."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ccxt_pipeline import __version__
+from ccxt_pipeline.cli import config_cmd
+from ccxt_pipeline.cli.common import EXIT_CODES_HELP
+from ccxt_pipeline.cli.instruments_cmd import instruments
+
+app = typer.Typer(
+    name="ccxt-cli",
+    help=(
+        "Collect open interest, funding rates and liquidations from crypto derivatives exchanges "
+        "into a NautilusTrader Parquet catalog.\n\n" + EXIT_CODES_HELP
+    ),
+    no_args_is_help=True,
+    # Never print local variables in a traceback: they may hold credentials.
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(config_cmd.app, name="config")
+app.command("instruments")(instruments)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ccxt-pipeline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,100 @@
+"""What every command shares: options, settings loading, error handling and exit codes.
+
+Exit codes (also in `ccxt-cli --help`):
+    0  success
+    1  partial success: some exchanges or symbols failed, the rest was done
+    2  bad input: arguments, settings, symbols, exchanges or catalog path; nothing was written
+    3  failure: nothing could be done (every exchange failed)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from ccxt_pipeline.errors import PipelineError
+from ccxt_pipeline.logs import configure_logging
+from ccxt_pipeline.settings import Settings, load_settings
+
+
+class Exit(IntEnum):
+    OK = 0
+    PARTIAL = 1
+    BAD_INPUT = 2
+    FAILED = 3
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 partial success (some exchanges failed); "
+    "2 bad input (nothing written); 3 failure (nothing done)."
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Settings file (default: $CCXT_CONFIG, else config/ccxt_pipeline.yaml).",
+        show_default=False,
+    ),
+]
+CatalogOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--catalog", help="Catalog folder (overrides the catalog_path setting).", show_default=False
+    ),
+]
+ExchangeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exchange",
+        "-e",
+        help="Exchange to use (repeatable). Default: every enabled exchange.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def load(config: Path | None, catalog: Path | None = None) -> Settings:
+    """Settings for a command: its flags over the environment over the file over the defaults."""
+    settings = load_settings(config, overrides={"catalog_path": catalog})
+    configure_logging(settings.logging)
+    return settings
+
+
+def fail(message: str, code: Exit = Exit.BAD_INPUT) -> typer.Exit:
+    """Print one clear line to stderr; return the Exit to raise."""
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(int(code))
+
+
+def guarded(func: Callable[P, T]) -> Callable[P, T]:
+    """Turn the library's own errors into one line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return func(*args, **kwargs)
+        except PipelineError as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
