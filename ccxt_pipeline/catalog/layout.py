@@ -81,6 +81,18 @@ def list_data_files(folder: Path) -> list[DataFile]:
     return out
 
 
+def overlapping_files(folder: Path, start: int, end: int) -> list[DataFile]:
+    """The data files in `folder` whose ranges meet [start, end]; only those names are parsed."""
+    lo, hi = stamp_bounds(start, end)
+    out = []
+    for name in data_file_names(folder):
+        if name_overlaps(name, lo, hi):
+            parsed = parse_file_name(name)
+            if parsed is not None:
+                out.append(DataFile(folder / name, *parsed))
+    return out
+
+
 def list_instruments(root: Path, kind: DataKind) -> list[str]:
     try:
         with os.scandir(kind_dir(root, kind)) as it:

@@ -35,7 +35,7 @@ from ccxt_pipeline.catalog.layout import (
     data_root,
     file_name,
     instrument_dir,
-    list_data_files,
+    overlapping_files,
 )
 from ccxt_pipeline.catalog.merge import sort_unique
 from ccxt_pipeline.catalog.reader import CatalogReader
@@ -126,7 +126,7 @@ class CatalogWriter(CatalogReader):
         result = WriteResult(rows_duplicate=table.num_rows - batch.num_rows)
         folder = instrument_dir(self.root, kind, iid)
         ts = batch.column("ts_init").to_numpy()
-        segments = _split_by_files(ts, list_data_files(folder))
+        segments = _split_by_files(ts, overlapping_files(folder, int(ts[0]), int(ts[-1])))
         for existing, lo, hi in segments:
             rows = batch.slice(lo, hi - lo)
             if existing is None:
@@ -159,10 +159,8 @@ def _split_by_files(ts: np.ndarray, files: Sequence[DataFile]) -> list[tuple[Dat
     pos, n = 0, len(ts)
     first, last = int(ts[0]), int(ts[-1])
     for f in files:
-        if f.end < first:
+        if f.end < first or f.start > last:
             continue
-        if f.start > last or pos >= n:
-            break
         lo = int(np.searchsorted(ts, f.start, side="left"))
         hi = int(np.searchsorted(ts, f.end, side="right"))
         if lo > pos:
