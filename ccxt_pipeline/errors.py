@@ -9,7 +9,11 @@ traceback for these.
     ├── UnknownExchangeError an exchange name we do not know or do not support
     ├── SymbolError          a symbol we cannot resolve to an instrument
     ├── RecordError          a record failed validation (names the field and the raw value)
-    └── CatalogError         the catalog cannot be opened, written or read
+    ├── CatalogError         the catalog cannot be opened, written or read
+    └── ExchangeError        a call to an exchange failed (after retries, where retrying made sense)
+        ├── TemporaryError   network trouble, 5xx, timeouts, malformed answers: worth retrying
+        │   └── RateLimited  429/418; carries the Retry-After the exchange asked for
+        └── NotSupportedError the exchange does not offer this data
 """
 
 from __future__ import annotations
@@ -37,3 +41,27 @@ class RecordError(PipelineError, ValueError):
 
 class CatalogError(PipelineError):
     """The catalog cannot be opened, written or read."""
+
+
+class ExchangeError(PipelineError):
+    """A call to an exchange failed. `exchange` names it; the message never holds credentials."""
+
+    def __init__(self, exchange: str, message: str) -> None:
+        super().__init__(f"{exchange}: {message}")
+        self.exchange = exchange
+
+
+class TemporaryError(ExchangeError):
+    """A failure worth retrying: the network, the exchange's servers, a malformed answer."""
+
+
+class RateLimited(TemporaryError):
+    """The exchange asked us to slow down; `retry_after` is its Retry-After in seconds, if it sent one."""
+
+    def __init__(self, exchange: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(exchange, message)
+        self.retry_after = retry_after
+
+
+class NotSupportedError(ExchangeError):
+    """The exchange does not offer this data (or ccxt does not implement it)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ccxt_pipeline.errors import UnknownExchangeError
 
@@ -29,6 +29,23 @@ class Venue:
     aliases: tuple[str, ...] = ()
     ccxt_options: dict[str, Any] = field(default_factory=dict)
     """Constructor config every client of this exchange gets, before the user's own `ccxt` overrides."""
+    current_oi: Literal["open_interest", "ticker", "open_interests"] = "open_interest"
+    """Where live open interest comes from: `fetch_open_interest`, the ticker (`info.openInterest`), or
+    `fetch_open_interests` (one call for the whole universe)."""
+    oi_history_periods: tuple[str, ...] = ()
+    """Periods `fetch_open_interest_history` serves; empty: the exchange keeps no history."""
+    oi_history_limit: int = 0
+    """Most rows one open-interest history request returns."""
+    oi_history_days: int | None = None
+    """How far back the exchange serves open-interest history, if limited."""
+    funding_history_limit: int = 0
+    """Most rows one funding history request returns."""
+    funding_interval_minutes: int | None = None
+    """A funding interval every symbol shares (Hyperliquid: 60), else None."""
+    default_funding_interval_minutes: int | None = None
+    """The interval of a symbol the exchange's interval list leaves out (Binance lists only non-8h ones)."""
+    max_concurrency: int = 4
+    """Requests we keep in flight at once on this exchange (its documented limits allow more)."""
 
 
 VENUES: dict[str, Venue] = {
@@ -41,6 +58,12 @@ VENUES: dict[str, Venue] = {
             id_template="{base}{quote}-PERP",
             aliases=("binanceusdm", "binance-usdm"),
             ccxt_options={"options": {"defaultType": "swap"}},
+            oi_history_periods=("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"),
+            oi_history_limit=500,
+            oi_history_days=30,
+            funding_history_limit=1000,
+            default_funding_interval_minutes=480,
+            max_concurrency=8,
         ),
         Venue(
             name="bybit",
@@ -50,6 +73,12 @@ VENUES: dict[str, Venue] = {
             aliases=("bybit-linear",),
             # Loading only linear markets cuts load_markets from 11 requests to 2 (see docs/exchanges.md).
             ccxt_options={"options": {"defaultType": "swap", "fetchMarkets": {"types": ["linear"]}}},
+            # fetch_open_interest gives the hourly history row, up to an hour old; tickers are live.
+            current_oi="ticker",
+            oi_history_periods=("5m", "15m", "30m", "1h", "4h", "1d"),
+            oi_history_limit=200,
+            funding_history_limit=200,
+            max_concurrency=8,
         ),
         Venue(
             name="hyperliquid",
@@ -59,6 +88,10 @@ VENUES: dict[str, Venue] = {
             id_template="{base}-USD-PERP",
             settle="USDC",
             ccxt_options={"options": {"defaultType": "swap"}},
+            current_oi="open_interests",
+            funding_history_limit=500,
+            funding_interval_minutes=60,
+            max_concurrency=4,
         ),
         Venue(
             name="okx",
@@ -66,6 +99,9 @@ VENUES: dict[str, Venue] = {
             nautilus_venue="OKX",
             id_template="{base}-{quote}-SWAP",
             ccxt_options={"options": {"defaultType": "swap"}},
+            oi_history_periods=("5m", "1h", "1d"),
+            oi_history_limit=100,
+            funding_history_limit=100,
         ),
     )
 }

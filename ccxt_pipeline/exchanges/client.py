@@ -1,0 +1,115 @@
+"""One exchange, through ccxt's async (`ccxt.pro`) classes: built from settings, retried, translated, closed.
+
+    async with ExchangeClient("binance", settings.exchanges["binance"]) as client:
+        oi = await client.call("fetch_open_interest", "BTC/USDT:USDT")
+
+The ccxt constructor config is the venue table's options deep-merged with the user's `ccxt` block (urls,
+proxies, timeouts), plus keys from settings; `sandbox` switches ccxt to the exchange's testnet. Markets are
+loaded on entry and the client is always closed on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import ccxt.pro
+
+from ccxt_pipeline.errors import ExchangeError, NotSupportedError
+from ccxt_pipeline.exchanges.errors import translate
+from ccxt_pipeline.exchanges.retry import RetryPolicy, with_retries
+from ccxt_pipeline.settings import ExchangeSettings
+from ccxt_pipeline.venues import Venue, get_venue
+
+log = logging.getLogger(__name__)
+
+# Capabilities ccxt declares that we know to be absent or unusable, per venue (`exchange.has` keys).
+_HAS_OVERRIDES: dict[str, dict[str, bool]] = {
+    # ccxt's Hyperliquid has no open-interest history: it raises NotSupported.
+    "hyperliquid": {"fetchOpenInterestHistory": False},
+}
+
+
+class ExchangeClient:
+    """A ccxt exchange with retries, error translation and capability checks."""
+
+    def __init__(
+        self, name: str, settings: ExchangeSettings | None = None, policy: RetryPolicy | None = None
+    ) -> None:
+        self.venue: Venue = get_venue(name)
+        self.name = self.venue.name
+        self.settings = settings or ExchangeSettings()
+        self.policy = policy or RetryPolicy()
+        self._secrets = [
+            s.get_secret_value()
+            for s in (self.settings.api_key, self.settings.secret, self.settings.password)
+            if s
+        ]
+        cls = getattr(ccxt.pro, self.venue.ccxt_id)
+        self.exchange: Any = cls(self.settings.ccxt_config(self.venue.ccxt_options))
+        if self.settings.sandbox:
+            try:
+                self.exchange.set_sandbox_mode(True)
+            except Exception as exc:  # ccxt raises NotSupported when there is no testnet
+                raise translate(exc, self.name, "sandbox mode", secrets=self._secrets) from None
+
+    async def __aenter__(self) -> ExchangeClient:
+        try:
+            await self.call("load_markets")
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        try:
+            await self.exchange.close()
+        except Exception as exc:  # closing must never mask the real outcome
+            log.debug("%s: error while closing: %s", self.name, type(exc).__name__)
+
+    # --- capabilities -----------------------------------------------------------------------------------
+
+    def supports(self, capability: str) -> bool:
+        """True if the exchange offers `capability` (a ccxt `has` key such as `fetchOpenInterestHistory`)."""
+        override = _HAS_OVERRIDES.get(self.name, {}).get(capability)
+        if override is not None:
+            return override
+        return bool(self.exchange.has.get(capability))
+
+    def require(self, capability: str, what: str) -> None:
+        if not self.supports(capability):
+            raise NotSupportedError(self.name, f"{what} is not offered")
+
+    @property
+    def markets(self) -> Mapping[str, Any]:
+        return self.exchange.markets or {}
+
+    def market(self, symbol: str) -> Mapping[str, Any]:
+        try:
+            return self.exchange.market(symbol)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise ExchangeError(self.name, f"no market {symbol}") from exc
+
+    # --- calls ------------------------------------------------------------------------------------------
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """`exchange.<method>(*args, **kwargs)`, retried while the failure is temporary, errors translated."""
+        fn = getattr(self.exchange, method)
+
+        async def once() -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except ExchangeError:
+                raise
+            except Exception as exc:
+                headers = getattr(self.exchange, "last_response_headers", None)
+                raise translate(exc, self.name, method, headers=headers, secrets=self._secrets) from None
+
+        return await with_retries(self.policy, once)
