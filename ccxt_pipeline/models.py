@@ -30,6 +30,7 @@ from ccxt_pipeline.timeutil import MAX_TS_NS, MIN_TS_NS
 from ccxt_pipeline.venues import VENUES
 
 __all__ = [
+    "CoverageGap",
     "FundingRate",
     "FundingRateEstimate",
     "Liquidation",
@@ -137,6 +138,24 @@ class Liquidation(Record):
         expected = self.price * self.quantity
         if not math.isclose(self.notional, expected, rel_tol=1e-6):
             raise ValueError(f"notional {self.notional!r} != price x quantity ({expected!r})")
+        return self
+
+
+class CoverageGap(Record):
+    """A time range of `data_type` the catalog does not hold and could not fill: `[ts_event, end_ns]`.
+
+    `reason` says why: the exchange keeps no older history, it returned nothing for the range, the stream
+    was disconnected. `ts_init = ts_event` (the gap's start), so re-detecting the same gap adds nothing.
+    """
+
+    data_type: str = Field(pattern=r"^[a-z_]+$")
+    end_ns: TimestampNs
+    reason: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end_ns < self.ts_event:
+            raise ValueError(f"gap ends ({self.end_ns}) before it starts ({self.ts_event})")
         return self
 
 

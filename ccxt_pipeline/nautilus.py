@@ -36,6 +36,7 @@ from ccxt_pipeline.catalog.schema import FUNDING_RATE
 from ccxt_pipeline.venues import venue_for_nautilus
 
 __all__ = [
+    "CoverageGap",
     "FundingRateEstimate",
     "FundingRateUpdate",
     "Liquidation",
@@ -79,6 +80,17 @@ class Liquidation(Data):
     quantity: float = 0.0
     price: float = 0.0
     notional: float = 0.0
+
+
+@customdataclass
+class CoverageGap(Data):
+    """A range `[ts_event, end_ns]` of `data_type` the catalog does not hold, and why (`reason`)."""
+
+    exchange: str = ""
+    instrument_id: InstrumentId = _DEFAULT_ID
+    data_type: str = ""
+    end_ns: int = 0
+    reason: str = ""
 
 
 def _encode_funding(update: Any) -> pa.RecordBatch:

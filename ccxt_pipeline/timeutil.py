@@ -7,7 +7,9 @@ The catalog names files by their first and last `ts_init` in the form NautilusTr
 from __future__ import annotations
 
 import calendar
+import re
 import time
+from datetime import UTC, datetime
 
 NS_PER_US = 1_000
 NS_PER_MS = 1_000_000
@@ -72,3 +74,40 @@ def ns_to_iso(ns: int) -> str:
 def day_start(ns: int) -> int:
     """Start of the UTC day holding `ns`."""
     return ns - ns % NS_PER_DAY
+
+
+_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
+_UNIT_NS = {"m": NS_PER_MINUTE, "h": NS_PER_HOUR, "d": NS_PER_DAY, "w": 7 * NS_PER_DAY}
+
+
+def parse_when(text: str, now: int) -> int:
+    """A user's time: `2025-01-01`, an ISO datetime (UTC unless it says otherwise), or `30d`/`12h`/`90m`/`2w`
+    before `now`. Returns UTC nanoseconds; ValueError with the accepted forms otherwise."""
+    value = text.strip()
+    m = _RELATIVE.match(value)
+    if m:
+        return now - int(m.group(1)) * _UNIT_NS[m.group(2)]
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"cannot read time {text!r}: use a date (2025-01-01), an ISO datetime (2025-01-01T08:00:00Z) "
+            "or a span before now (30d, 12h, 90m, 2w)"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)  # a time without a zone is UTC, never local time
+    return calendar.timegm(dt.utctimetuple()) * NS_PER_SECOND + dt.microsecond * NS_PER_US
+
+
+PERIODS_NS = {
+    "5m": 5 * NS_PER_MINUTE,
+    "15m": 15 * NS_PER_MINUTE,
+    "30m": 30 * NS_PER_MINUTE,
+    "1h": NS_PER_HOUR,
+    "2h": 2 * NS_PER_HOUR,
+    "4h": 4 * NS_PER_HOUR,
+    "6h": 6 * NS_PER_HOUR,
+    "12h": 12 * NS_PER_HOUR,
+    "1d": NS_PER_DAY,
+}
+"""Open-interest history periods, as ccxt names them."""

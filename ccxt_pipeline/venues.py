@@ -44,6 +44,8 @@ class Venue:
     """A funding interval every symbol shares (Hyperliquid: 60), else None."""
     default_funding_interval_minutes: int | None = None
     """The interval of a symbol the exchange's interval list leaves out (Binance lists only non-8h ones)."""
+    market_funding_interval_field: str | None = None
+    """The key of ccxt's `market['info']` holding the symbol's current funding interval in minutes."""
     max_concurrency: int = 4
     """Requests we keep in flight at once on this exchange (its documented limits allow more)."""
 
@@ -75,6 +77,7 @@ VENUES: dict[str, Venue] = {
             ccxt_options={"options": {"defaultType": "swap", "fetchMarkets": {"types": ["linear"]}}},
             # fetch_open_interest gives the hourly history row, up to an hour old; tickers are live.
             current_oi="ticker",
+            market_funding_interval_field="fundingInterval",
             oi_history_periods=("5m", "15m", "30m", "1h", "4h", "1d"),
             oi_history_limit=200,
             funding_history_limit=200,

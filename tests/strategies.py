@@ -6,7 +6,15 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ccxt_pipeline.models import FundingRate, FundingRateEstimate, Liquidation, OpenInterest, Record, Side
+from ccxt_pipeline.models import (
+    CoverageGap,
+    FundingRate,
+    FundingRateEstimate,
+    Liquidation,
+    OpenInterest,
+    Record,
+    Side,
+)
 
 T0 = 1_735_689_600_000_000_000  # 2025-01-01T00:00:00Z
 INSTRUMENTS = [("binance", "BTCUSDT-PERP.BINANCE"), ("bybit", "BTCUSDT-LINEAR.BYBIT")]
@@ -100,9 +108,25 @@ def liquidations(draw: st.DrawFn) -> Liquidation:
     )
 
 
+@st.composite
+def gaps(draw: st.DrawFn) -> CoverageGap:
+    exchange, iid = draw(_instrument)
+    ts = draw(_ts)
+    return CoverageGap(
+        exchange=exchange,
+        instrument_id=iid,
+        ts_event=ts,
+        ts_init=ts,
+        data_type=draw(st.sampled_from(["open_interest", "liquidation"])),
+        end_ns=ts + draw(st.sampled_from([0, 5_000_000_000])),
+        reason=draw(st.sampled_from(["exchange keeps 30 days", "disconnected"])),
+    )
+
+
 RECORD_STRATEGIES: dict[str, st.SearchStrategy[Record]] = {
     "open_interest": open_interests(),
     "funding_rate": funding_rates(),
     "funding_estimate": funding_estimates(),
     "liquidation": liquidations(),
+    "gap": gaps(),
 }

@@ -18,6 +18,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from ccxt_pipeline import nautilus as nt
 from ccxt_pipeline.catalog import (
+    COVERAGE_GAP,
     FUNDING_ESTIMATE,
     FUNDING_RATE,
     KINDS,
@@ -36,10 +37,13 @@ CLASSES: dict[str, type] = {
     "liquidation": nt.Liquidation,
     "funding_estimate": nt.FundingRateEstimate,
     "funding_rate": FundingRateUpdate,
+    "gap": nt.CoverageGap,
 }
 
 
-@pytest.mark.parametrize("kind", [OPEN_INTEREST, LIQUIDATION, FUNDING_ESTIMATE], ids=lambda k: k.name)
+@pytest.mark.parametrize(
+    "kind", [OPEN_INTEREST, LIQUIDATION, FUNDING_ESTIMATE, COVERAGE_GAP], ids=lambda k: k.name
+)
 def test_custom_class_schema_matches_files(kind: DataKind) -> None:
     """Every column is a field of the Nautilus class, with the same Arrow type, and nothing is missing."""
     theirs = CLASSES[kind.name]._schema  # type: ignore[attr-defined]

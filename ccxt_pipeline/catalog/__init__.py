@@ -8,6 +8,7 @@
 
 from ccxt_pipeline.catalog.reader import CatalogReader
 from ccxt_pipeline.catalog.schema import (
+    COVERAGE_GAP,
     FUNDING_ESTIMATE,
     FUNDING_RATE,
     KINDS,
@@ -20,6 +21,7 @@ from ccxt_pipeline.catalog.schema import (
 from ccxt_pipeline.catalog.writer import CatalogWriter, WriteResult
 
 __all__ = [
+    "COVERAGE_GAP",
     "FUNDING_ESTIMATE",
     "FUNDING_RATE",
     "KINDS",

@@ -10,6 +10,7 @@ every file of every type (NautilusTrader's `@customdataclass` uses int64; one dt
 | funding_rate      | funding_rate_update            | nautilus_trader FundingRateUpdate (+codec) |
 | funding_estimate  | custom_funding_rate_estimate   | ccxt_pipeline.nautilus:FundingRateEstimate |
 | liquidation       | custom_liquidation             | ccxt_pipeline.nautilus:Liquidation       |
+| gap               | custom_coverage_gap            | ccxt_pipeline.nautilus:CoverageGap       |
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 from ccxt_pipeline.errors import RecordError
 from ccxt_pipeline.models import (
     INSTRUMENT_ID_PATTERN,
+    CoverageGap,
     FundingRate,
     FundingRateEstimate,
     Liquidation,
@@ -121,7 +123,24 @@ LIQUIDATION = DataKind(
     key=("ts_init", "ts_event", "side", "price", "quantity"),
 )
 
-KINDS: dict[str, DataKind] = {k.name: k for k in (OPEN_INTEREST, FUNDING_RATE, FUNDING_ESTIMATE, LIQUIDATION)}
+COVERAGE_GAP = DataKind(
+    name="gap",
+    model=CoverageGap,
+    type_dir="custom_coverage_gap",
+    schema=_schema(
+        "gap",
+        [
+            pa.field("data_type", pa.string(), False),
+            pa.field("end_ns", pa.int64(), False),
+            pa.field("reason", pa.string(), False),
+        ],
+    ),
+    key=("ts_init", "ts_event", "data_type", "end_ns"),
+)
+
+KINDS: dict[str, DataKind] = {
+    k.name: k for k in (OPEN_INTEREST, FUNDING_RATE, FUNDING_ESTIMATE, LIQUIDATION, COVERAGE_GAP)
+}
 _BY_MODEL: dict[type[Record], DataKind] = {k.model: k for k in KINDS.values()}
 _BY_DIR: dict[str, DataKind] = {k.type_dir: k for k in KINDS.values()}
 

@@ -1,0 +1,158 @@
+"""Open interest: current values from every exchange, and history with our own paging.
+
+Current values come from where each exchange keeps them live (venue table `current_oi`): Binance
+`fetch_open_interest`, Bybit's tickers (its open-interest endpoint serves the hourly row, up to an hour
+old), Hyperliquid's `fetch_open_interests` (the whole universe, one request, no timestamp: stamped at
+receipt). A missing value is amount x mark price.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ccxt_pipeline.collect.history import History
+from ccxt_pipeline.collect.paging import page_windows
+from ccxt_pipeline.collect.plan import (
+    Range,
+    align_down,
+    align_up,
+    grid_windows,
+    missing_grid_points,
+    missing_ranges,
+)
+from ccxt_pipeline.errors import NotSupportedError
+from ccxt_pipeline.exchanges.client import ExchangeClient
+from ccxt_pipeline.instruments import Instrument
+from ccxt_pipeline.models import CoverageGap, OpenInterest
+from ccxt_pipeline.parsers.common import positive
+from ccxt_pipeline.parsers.open_interest import parse_open_interest, parse_ticker_open_interest
+from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MS, PERIODS_NS, now_ns
+
+Clock = Callable[[], int]
+
+
+NO_HISTORY = "keeps no open-interest history; it accrues once the daemon records it"
+
+
+async def current_open_interest(
+    client: ExchangeClient, instruments: Sequence[Instrument], clock: Clock = now_ns
+) -> list[OpenInterest]:
+    """The live open interest of each instrument on one exchange."""
+    symbols = [i.ccxt_symbol for i in instruments]
+    source = client.venue.current_oi
+    if source == "ticker":
+        tickers = await client.call("fetch_tickers", symbols)
+        received = clock()
+        return [
+            parse_ticker_open_interest(tickers[i.ccxt_symbol], i, received_ns=received) for i in instruments
+        ]
+    if source == "open_interests":
+        items = await client.call("fetch_open_interests", symbols)
+        received = clock()
+        return [parse_open_interest(items[i.ccxt_symbol], i, received_ns=received) for i in instruments]
+    client.require("fetchOpenInterest", "open interest")
+    answers = await asyncio.gather(*(client.call("fetch_open_interest", s) for s in symbols))
+    received = clock()
+    marks: Mapping[str, float | None] = {}
+    if any(a.get("openInterestValue") is None for a in answers):
+        marks = await mark_prices(client, symbols)
+    return [
+        parse_open_interest(a, i, received_ns=received, mark_price=marks.get(i.ccxt_symbol))
+        for a, i in zip(answers, instruments, strict=True)
+    ]
+
+
+async def mark_prices(client: ExchangeClient, symbols: list[str]) -> dict[str, float | None]:
+    """Mark prices in one request where the exchange allows it."""
+    method = "fetch_mark_prices" if client.supports("fetchMarkPrices") else "fetch_funding_rates"
+    answer: Mapping[str, Any] = await client.call(method, symbols)
+    return {s: positive((answer.get(s) or {}).get("markPrice")) for s in symbols}
+
+
+async def open_interest_history(
+    client: ExchangeClient,
+    inst: Instrument,
+    start: int,
+    end: int,
+    period: str,
+    stored: tuple[int, int] | None,
+    *,
+    clock: Clock = now_ns,
+    on_window: Callable[[int], None] | None = None,
+) -> History:
+    """Every `period` point in [start, end] not already stored, and the gaps the exchange cannot fill."""
+    venue = client.venue
+    if not venue.oi_history_periods or not client.supports("fetchOpenInterestHistory"):
+        raise NotSupportedError(venue.name, NO_HISTORY)
+    step = PERIODS_NS[period]
+    out = History()
+    start, end = align_up(start, step), align_down(min(end, clock()), step)
+    ranges = missing_ranges(start, end, stored, head_step=step, tail_step=step)
+    if venue.oi_history_days is not None:
+        earliest = align_up(clock() - venue.oi_history_days * NS_PER_DAY, step) + step
+        reason = f"{venue.name} serves open-interest history for the last {venue.oi_history_days} days only"
+        ranges = _clip(ranges, inst, earliest, reason, out)
+    windows = [w for r in ranges for w in grid_windows(r, step, venue.oi_history_limit)]
+
+    async def fetch(w: Range) -> Sequence[dict[str, Any]]:
+        return await client.call(  # type: ignore[no-any-return]
+            "fetch_open_interest_history",
+            inst.ccxt_symbol,
+            period,
+            -(-w.start // NS_PER_MS),
+            venue.oi_history_limit,
+            {"until": w.end // NS_PER_MS},
+        )
+
+    rows = await page_windows(
+        fetch, windows, _ts_ns, step, concurrency=venue.max_concurrency, on_window=on_window
+    )
+    seen: set[int] = set()
+    for row in rows:
+        ts = _ts_ns(row)
+        if ts % step == 0 and ts not in seen:  # only points on the period's grid, once each
+            seen.add(ts)
+            out.records.append(parse_open_interest(row, inst))
+    for r in ranges:
+        out.gaps.extend(_unserved(inst, r, step, seen))
+    return out
+
+
+def _ts_ns(row: Mapping[str, Any]) -> int:
+    return int(row["timestamp"]) * NS_PER_MS
+
+
+def _clip(ranges: list[Range], inst: Instrument, earliest: int, reason: str, out: History) -> list[Range]:
+    """Drop what is older than the exchange serves, recording it as a gap."""
+    kept = []
+    for r in ranges:
+        if r.start < earliest:
+            out.gaps.append(_gap(inst, Range(r.start, min(r.end, earliest - 1)), reason))
+        if r.end >= earliest:
+            kept.append(Range(max(r.start, earliest), r.end))
+    return kept
+
+
+def _unserved(inst: Instrument, r: Range, step: int, seen: set[int]) -> list[CoverageGap]:
+    """Grid points in `r` the exchange did not serve, except a trailing run (maybe not published yet)."""
+    last_seen = max((t for t in seen if r.start <= t <= r.end), default=None)
+    if last_seen is None:
+        return [_gap(inst, r, "the exchange returned no data")]
+    return [
+        _gap(inst, m, "the exchange returned no data")
+        for m in missing_grid_points(Range(r.start, last_seen), step, seen)
+    ]
+
+
+def _gap(inst: Instrument, r: Range, reason: str) -> CoverageGap:
+    return CoverageGap(
+        exchange=inst.exchange,
+        instrument_id=inst.instrument_id,
+        data_type="open_interest",
+        ts_event=r.start,
+        ts_init=r.start,
+        end_ns=r.end,
+        reason=reason,
+    )

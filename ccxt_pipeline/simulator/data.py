@@ -1,0 +1,502 @@
+"""Deterministic market data for the local exchange simulator.
+
+Everything here is a pure function of (seed, exchange, symbol, time): no I/O, no clock, no state. Times are
+integer milliseconds UTC. The simulator's HTTP handlers only format these values in each exchange's wire
+format, so a test can compute the exact value ccxt must return (`ccxt value == data.open_interest(...)`).
+
+Shapes of the series:
+- prices and open interest are sums of slow sines (phases hashed from the seed and the coin) plus a small
+  noise term that is linear between hashed values on the 5-minute grid: smooth-ish, defined for any t;
+- values are rounded the way the exchange prints them (price tick / significant figures, amount step), so
+  formatting them as decimal strings and parsing them back (what ccxt does) gives the same float;
+- funding rates are hashed per settlement time, scaled by the funding interval (interval/8 of an 8h rate).
+
+Symbols are the exchanges' own ids (`BTCUSDT`, or the coin `BTC` on Hyperliquid).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+HISTORY_START_MS = 1_704_067_200_000
+"""2024-01-01T00:00:00Z: first funding settlement and first open-interest point of every symbol."""
+
+BINANCE_SOL_SWITCH_MS = 1_740_787_200_000
+"""2025-03-01T00:00:00Z: Binance SOLUSDT goes from 8h to 4h funding."""
+
+EXCHANGES: tuple[str, ...] = ("binance", "bybit", "hyperliquid")
+
+PERIODS_MS: dict[str, int] = {
+    "5m": 5 * MINUTE_MS,
+    "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS,
+    "1h": HOUR_MS,
+    "2h": 2 * HOUR_MS,
+    "4h": 4 * HOUR_MS,
+    "6h": 6 * HOUR_MS,
+    "12h": 12 * HOUR_MS,
+    "1d": DAY_MS,
+}
+"""Open-interest history periods (Binance names); every grid is aligned on the UTC epoch."""
+
+_NOISE_BUCKET_MS = 5 * MINUTE_MS
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One linear perpetual of the simulator, with the metadata its exchange publishes."""
+
+    exchange: str
+    id: str
+    """The exchange's id (`BTCUSDT`; the coin `BTC` on Hyperliquid)."""
+    ccxt_symbol: str
+    base: str
+    quote: str
+    settle: str
+    tick_size: str
+    """Price tick as the exchange prints it (`0.10`); Hyperliquid uses significant figures instead."""
+    step_size: str
+    """Quantity step (`0.001`)."""
+    price_decimals: int
+    """Decimals of mark/index prices as served (Hyperliquid: see `sig_figs`)."""
+    amount_decimals: int
+    """Decimals of open-interest amounts as served (Hyperliquid: `szDecimals`)."""
+    min_qty: str
+    max_qty: str
+    max_leverage: int
+    launch_ms: int
+    base_price: float
+    base_open_interest: float
+    """Typical open interest in base units."""
+
+
+def _inst(
+    exchange: str,
+    coin: str,
+    *,
+    tick: str,
+    step: str,
+    price_decimals: int,
+    amount_decimals: int,
+    min_qty: str,
+    max_qty: str,
+    max_leverage: int,
+    launch_ms: int,
+    base_price: float,
+    base_oi: float,
+) -> Instrument:
+    if exchange == "hyperliquid":
+        ident, quote, settle = coin, "USDC", "USDC"
+    else:
+        ident, quote, settle = f"{coin}USDT", "USDT", "USDT"
+    return Instrument(
+        exchange=exchange,
+        id=ident,
+        ccxt_symbol=f"{coin}/{quote}:{settle}",
+        base=coin,
+        quote=quote,
+        settle=settle,
+        tick_size=tick,
+        step_size=step,
+        price_decimals=price_decimals,
+        amount_decimals=amount_decimals,
+        min_qty=min_qty,
+        max_qty=max_qty,
+        max_leverage=max_leverage,
+        launch_ms=launch_ms,
+        base_price=base_price,
+        base_open_interest=base_oi,
+    )
+
+
+_BASE_PRICE = {"BTC": 90_000.0, "ETH": 3_000.0, "SOL": 150.0}
+
+INSTRUMENTS: dict[str, tuple[Instrument, ...]] = {
+    "binance": (
+        _inst(
+            "binance",
+            "BTC",
+            tick="0.10",
+            step="0.001",
+            price_decimals=2,
+            amount_decimals=3,
+            min_qty="0.001",
+            max_qty="1000",
+            max_leverage=125,
+            launch_ms=1_569_398_400_000,
+            base_price=_BASE_PRICE["BTC"],
+            base_oi=80_000.0,
+        ),
+        _inst(
+            "binance",
+            "ETH",
+            tick="0.01",
+            step="0.001",
+            price_decimals=2,
+            amount_decimals=3,
+            min_qty="0.001",
+            max_qty="10000",
+            max_leverage=100,
+            launch_ms=1_569_398_400_000,
+            base_price=_BASE_PRICE["ETH"],
+            base_oi=2_000_000.0,
+        ),
+        _inst(
+            "binance",
+            "SOL",
+            tick="0.0100",
+            step="1",
+            price_decimals=3,
+            amount_decimals=3,
+            min_qty="1",
+            max_qty="1000000",
+            max_leverage=75,
+            launch_ms=1_600_214_400_000,
+            base_price=_BASE_PRICE["SOL"],
+            base_oi=8_000_000.0,
+        ),
+    ),
+    "bybit": (
+        _inst(
+            "bybit",
+            "BTC",
+            tick="0.10",
+            step="0.001",
+            price_decimals=2,
+            amount_decimals=3,
+            min_qty="0.001",
+            max_qty="1190.000",
+            max_leverage=100,
+            launch_ms=1_585_526_400_000,
+            base_price=_BASE_PRICE["BTC"],
+            base_oi=55_000.0,
+        ),
+        _inst(
+            "bybit",
+            "ETH",
+            tick="0.01",
+            step="0.01",
+            price_decimals=2,
+            amount_decimals=2,
+            min_qty="0.01",
+            max_qty="7240.00",
+            max_leverage=100,
+            launch_ms=1_615_766_400_000,
+            base_price=_BASE_PRICE["ETH"],
+            base_oi=1_200_000.0,
+        ),
+        _inst(
+            "bybit",
+            "SOL",
+            tick="0.010",
+            step="0.1",
+            price_decimals=3,
+            amount_decimals=1,
+            min_qty="0.1",
+            max_qty="79770.0",
+            max_leverage=100,
+            launch_ms=1_633_392_000_000,
+            base_price=_BASE_PRICE["SOL"],
+            base_oi=6_000_000.0,
+        ),
+    ),
+    "hyperliquid": (
+        _inst(
+            "hyperliquid",
+            "BTC",
+            tick="",
+            step="0.00001",
+            price_decimals=0,
+            amount_decimals=5,
+            min_qty="0.00001",
+            max_qty="",
+            max_leverage=40,
+            launch_ms=HISTORY_START_MS,
+            base_price=_BASE_PRICE["BTC"],
+            base_oi=25_000.0,
+        ),
+        _inst(
+            "hyperliquid",
+            "ETH",
+            tick="",
+            step="0.0001",
+            price_decimals=1,
+            amount_decimals=4,
+            min_qty="0.0001",
+            max_qty="",
+            max_leverage=25,
+            launch_ms=HISTORY_START_MS,
+            base_price=_BASE_PRICE["ETH"],
+            base_oi=500_000.0,
+        ),
+        _inst(
+            "hyperliquid",
+            "SOL",
+            tick="",
+            step="0.01",
+            price_decimals=2,
+            amount_decimals=2,
+            min_qty="0.01",
+            max_qty="",
+            max_leverage=20,
+            launch_ms=HISTORY_START_MS,
+            base_price=_BASE_PRICE["SOL"],
+            base_oi=3_000_000.0,
+        ),
+    ),
+}
+
+_BY_ID: dict[tuple[str, str], Instrument] = {(i.exchange, i.id): i for v in INSTRUMENTS.values() for i in v}
+
+
+def symbols(exchange: str) -> list[str]:
+    """The exchange's ids of the simulated perpetuals (`["BTCUSDT", ...]`, Hyperliquid `["BTC", ...]`)."""
+    return [i.id for i in INSTRUMENTS[exchange]]
+
+
+def instrument(exchange: str, symbol: str) -> Instrument:
+    """The instrument `symbol` (exchange id) of `exchange`; KeyError if it is not simulated."""
+    return _BY_ID[(exchange, symbol)]
+
+
+def find_instrument(exchange: str, symbol: str) -> Instrument | None:
+    return _BY_ID.get((exchange, symbol))
+
+
+# --- deterministic noise -------------------------------------------------------------------------------
+
+
+def _unit(seed: int, *parts: object) -> float:
+    """A uniform number in [0, 1) hashed from the seed and the parts."""
+    key = "|".join([str(seed), *(str(p) for p in parts)]).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0**64
+
+
+def _signed(seed: int, *parts: object) -> float:
+    """A uniform number in [-1, 1) hashed from the seed and the parts."""
+    return 2.0 * _unit(seed, *parts) - 1.0
+
+
+def _noise(seed: int, key: str, t_ms: int) -> float:
+    """Noise in [-1, 1): hashed values on the 5-minute grid, linear in between."""
+    bucket, offset = divmod(t_ms, _NOISE_BUCKET_MS)
+    a = _signed(seed, key, bucket)
+    b = _signed(seed, key, bucket + 1)
+    return a + (b - a) * (offset / _NOISE_BUCKET_MS)
+
+
+def _wave(seed: int, key: str, t_ms: int, period_ms: float) -> float:
+    phase = 2.0 * math.pi * _unit(seed, key, "phase", period_ms)
+    return math.sin(2.0 * math.pi * (t_ms / period_ms) + phase)
+
+
+def _round_sig(x: float, figures: int) -> float:
+    if x == 0:
+        return 0.0
+    digits = figures - int(math.floor(math.log10(abs(x)))) - 1
+    return round(x, max(digits, 0))
+
+
+def _round_price(inst: Instrument, x: float) -> float:
+    if inst.exchange == "hyperliquid":
+        # Hyperliquid prints prices with at most 5 significant figures (and <= 6 - szDecimals decimals).
+        return round(_round_sig(x, 5), max(6 - inst.amount_decimals, 0))
+    return round(x, inst.price_decimals)
+
+
+# --- prices and open interest --------------------------------------------------------------------------
+
+
+def _underlying(seed: int, coin: str, t_ms: int) -> float:
+    base = _BASE_PRICE[coin]
+    key = f"px:{coin}"
+    factor = (
+        1.0
+        + 0.10 * _wave(seed, key, t_ms, 61.0 * DAY_MS)
+        + 0.04 * _wave(seed, key, t_ms, 7.3 * DAY_MS)
+        + 0.01 * _wave(seed, key, t_ms, 0.9 * DAY_MS)
+        + 0.002 * _noise(seed, key, t_ms)
+    )
+    return base * factor
+
+
+def mark_price(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
+    """Mark price at `t_ms`, rounded as the exchange prints it."""
+    inst = instrument(exchange, symbol)
+    basis = 1.0 + 0.0004 * _noise(seed, f"basis:{exchange}:{inst.base}", t_ms)
+    return _round_price(inst, _underlying(seed, inst.base, t_ms) * basis)
+
+
+def index_price(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
+    """Index (Hyperliquid: oracle) price at `t_ms`, rounded as the exchange prints it."""
+    inst = instrument(exchange, symbol)
+    spread = 1.0 + 0.0001 * _noise(seed, f"index:{exchange}:{inst.base}", t_ms)
+    return _round_price(inst, _underlying(seed, inst.base, t_ms) * spread)
+
+
+def open_interest(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
+    """Open interest in base units (contract size 1) at `t_ms`, rounded to the exchange's amount step."""
+    inst = instrument(exchange, symbol)
+    key = f"oi:{exchange}:{inst.base}"
+    factor = (
+        1.0
+        + 0.25 * _wave(seed, key, t_ms, 45.0 * DAY_MS)
+        + 0.08 * _wave(seed, key, t_ms, 3.1 * DAY_MS)
+        + 0.02 * _wave(seed, key, t_ms, 0.37 * DAY_MS)
+        + 0.004 * _noise(seed, key, t_ms)
+    )
+    return round(inst.base_open_interest * factor, inst.amount_decimals)
+
+
+def open_interest_value(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
+    """Open interest in quote currency: `open_interest x mark_price` at `t_ms`, rounded to the cent."""
+    return round(open_interest(exchange, symbol, t_ms, seed) * mark_price(exchange, symbol, t_ms, seed), 2)
+
+
+def period_grid(period: str, start_ms: int, end_ms: int) -> list[int]:
+    """Points of the `period` grid (UTC-aligned) in [start_ms, end_ms], never before HISTORY_START_MS."""
+    step = PERIODS_MS[period]
+    lo = max(start_ms, HISTORY_START_MS)
+    first = -(-lo // step) * step
+    return list(range(first, end_ms + 1, step)) if first <= end_ms else []
+
+
+# --- funding -------------------------------------------------------------------------------------------
+
+_SCHEDULES: dict[tuple[str, str], tuple[tuple[int, int], ...]] = {
+    ("binance", "BTCUSDT"): ((HISTORY_START_MS, 8),),
+    ("binance", "ETHUSDT"): ((HISTORY_START_MS, 8),),
+    ("binance", "SOLUSDT"): ((HISTORY_START_MS, 8), (BINANCE_SOL_SWITCH_MS, 4)),
+    ("bybit", "BTCUSDT"): ((HISTORY_START_MS, 8),),
+    ("bybit", "ETHUSDT"): ((HISTORY_START_MS, 8),),
+    ("bybit", "SOLUSDT"): ((HISTORY_START_MS, 4),),
+    ("hyperliquid", "BTC"): ((HISTORY_START_MS, 1),),
+    ("hyperliquid", "ETH"): ((HISTORY_START_MS, 1),),
+    ("hyperliquid", "SOL"): ((HISTORY_START_MS, 1),),
+}
+"""Funding schedule per symbol: (from ms, interval hours) segments; switch times lie on both grids."""
+
+_RATE_DECIMALS = {"binance": 8, "bybit": 8, "hyperliquid": 10}
+_MAX_RATE_8H = 0.0005
+
+
+def funding_schedule(exchange: str, symbol: str) -> tuple[tuple[int, int], ...]:
+    """The (from ms, interval hours) segments of the symbol's funding schedule."""
+    return _SCHEDULES[(exchange, symbol)]
+
+
+def funding_interval_hours(exchange: str, symbol: str, t_ms: int) -> int:
+    """The funding interval in effect at `t_ms` (the first one before the history starts)."""
+    schedule = _SCHEDULES[(exchange, symbol)]
+    hours = schedule[0][1]
+    for start, h in schedule:
+        if start <= t_ms:
+            hours = h
+    return hours
+
+
+def funding_rate(exchange: str, symbol: str, funding_time_ms: int, seed: int = 0) -> float:
+    """The rate settled at `funding_time_ms` (also the live estimate before it settles).
+
+    A rate for an interval of h hours is about h/8 of an 8h rate, within +-0.0005 for 8 hours.
+    """
+    hours = funding_interval_hours(exchange, symbol, funding_time_ms - 1)
+    key = f"fr:{exchange}:{symbol}"
+    raw = (
+        0.0001
+        + 0.00022 * _wave(seed, key, funding_time_ms, 11.0 * DAY_MS)
+        + 0.00008 * _wave(seed, key, funding_time_ms, 1.7 * DAY_MS)
+        + 0.00015 * _signed(seed, key, funding_time_ms)
+    )
+    clipped = max(-_MAX_RATE_8H, min(_MAX_RATE_8H, raw))
+    return round(clipped * hours / 8.0, _RATE_DECIMALS[exchange])
+
+
+def funding_premium(exchange: str, symbol: str, funding_time_ms: int, seed: int = 0) -> float:
+    """Hyperliquid's `premium` of a settlement (deterministic, near 8 x the hourly rate)."""
+    rate = funding_rate(exchange, symbol, funding_time_ms, seed)
+    return round(rate * 8 - 0.0001 + 0.00005 * _signed(seed, f"prem:{exchange}:{symbol}", funding_time_ms), 8)
+
+
+def _segments(exchange: str, symbol: str) -> list[tuple[int, int, int]]:
+    """(lowest settlement time, highest settlement time, hours) per schedule segment.
+
+    A settlement at t belongs to the segment in effect at t - 1: it closes a period of that segment's length.
+    """
+    schedule = _SCHEDULES[(exchange, symbol)]
+    out: list[tuple[int, int, int]] = []
+    for i, (start, hours) in enumerate(schedule):
+        lo = HISTORY_START_MS if i == 0 else start + 1
+        hi = schedule[i + 1][0] if i + 1 < len(schedule) else 2**62
+        out.append((lo, hi, hours))
+    return out
+
+
+def iter_settlements(
+    exchange: str, symbol: str, start_ms: int, end_ms: int, seed: int = 0, *, descending: bool = False
+) -> Iterator[tuple[int, float, int]]:
+    """Settlements (time ms, rate, interval hours) with start_ms <= time <= end_ms, lazily, in time order."""
+    segments = _segments(exchange, symbol)
+    if descending:
+        segments.reverse()
+    for lo, hi, hours in segments:
+        step = hours * HOUR_MS
+        a, b = max(start_ms, lo), min(end_ms, hi)
+        if a > b:
+            continue
+        first = -(-a // step) * step
+        last = (b // step) * step
+        times = range(last, first - 1, -step) if descending else range(first, last + 1, step)
+        for t in times:
+            yield t, funding_rate(exchange, symbol, t, seed), hours
+
+
+def funding_settlements(
+    exchange: str, symbol: str, start_ms: int, end_ms: int, seed: int = 0
+) -> list[tuple[int, float, int]]:
+    """All settlements (funding time ms, rate, interval hours) with start_ms <= time <= end_ms, ascending.
+
+    The interval of a settlement is the length of the funding period it closes (8 for Binance SOLUSDT's
+    2025-03-01T00:00Z settlement, 4 from the next one on).
+    """
+    return list(iter_settlements(exchange, symbol, start_ms, end_ms, seed))
+
+
+def next_funding_time(exchange: str, symbol: str, now_ms: int) -> int:
+    """The first settlement strictly after `now_ms`."""
+    step = funding_interval_hours(exchange, symbol, now_ms) * HOUR_MS
+    return (now_ms // step + 1) * step
+
+
+def current_funding(exchange: str, symbol: str, now_ms: int, seed: int = 0) -> tuple[float, int, int]:
+    """(estimated rate, next funding time ms, interval hours) as the exchange shows it at `now_ms`.
+
+    The estimate is exactly the rate that will settle at the next funding time.
+    """
+    nxt = next_funding_time(exchange, symbol, now_ms)
+    return funding_rate(exchange, symbol, nxt, seed), nxt, funding_interval_hours(exchange, symbol, now_ms)
+
+
+# --- formatting ----------------------------------------------------------------------------------------
+
+
+def fmt(x: float, decimals: int) -> str:
+    """`x` with `decimals` decimals (exchange style, trailing zeros); exact digits if those would lose it."""
+    s = f"{x:.{decimals}f}"
+    if float(s) != x:
+        s = format(Decimal(repr(x)), "f")
+    return s
+
+
+def fmt_short(x: float) -> str:
+    """The shortest decimal string that parses back to `x`, never in exponent form (Hyperliquid style)."""
+    s = format(Decimal(repr(x)), "f")
+    return s if "." in s else s + ".0"
