@@ -10,6 +10,7 @@ import typer
 from ccxt_pipeline import __version__
 from ccxt_pipeline.cli import config_cmd
 from ccxt_pipeline.cli.common import EXIT_CODES_HELP
+from ccxt_pipeline.cli.fetch_cmd import fetch_funding, fetch_oi
 from ccxt_pipeline.cli.instruments_cmd import instruments
 
 app = typer.Typer(
@@ -23,8 +24,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(config_cmd.app, name="config")
+app.command("fetch-oi")(fetch_oi)
+app.command("fetch-funding")(fetch_funding)
 app.command("instruments")(instruments)
+app.add_typer(config_cmd.app, name="config")
 
 
 def _version(value: bool) -> None:

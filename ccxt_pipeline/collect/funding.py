@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ccxt_pipeline.collect.history import History
+from ccxt_pipeline.collect.history import History, Hooks
 from ccxt_pipeline.collect.paging import page_windows
 from ccxt_pipeline.collect.plan import Range, missing_ranges
 from ccxt_pipeline.exchanges.client import ExchangeClient
@@ -80,7 +80,7 @@ async def funding_history(
     last_interval: int | None,
     *,
     clock: Clock = now_ns,
-    on_window: Callable[[int], None] | None = None,
+    hooks: Hooks | None = None,
 ) -> History:
     """Every settlement in [start, end] not already stored, with its interval, and the holes between."""
     client.require("fetchFundingRateHistory", "funding rate history")
@@ -108,8 +108,15 @@ async def funding_history(
             {"until": w.end // NS_PER_MS},
         )
 
+    if hooks is not None:
+        hooks.plan(len(windows))
     rows = await page_windows(
-        fetch, windows, _ts_ns, _spacing, concurrency=venue.max_concurrency, on_window=on_window
+        fetch,
+        windows,
+        _ts_ns,
+        _spacing,
+        concurrency=venue.max_concurrency,
+        on_window=hooks.advance if hooks else None,
     )
     # Intervals come from the spacing to the settlement before, fetched too thanks to the padding.
     parsed = parse_funding_history(rows, inst, fixed_interval=venue.funding_interval_minutes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ccxt_pipeline.models import CoverageGap, Record
 
@@ -14,3 +15,11 @@ class History:
     records: list[Record] = field(default_factory=list)
     gaps: list[CoverageGap] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+class Hooks(Protocol):
+    """Progress callbacks of a history fetch."""
+
+    def plan(self, windows: int) -> None: ...
+
+    def advance(self, rows: int) -> None: ...

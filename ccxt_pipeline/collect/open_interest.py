@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ccxt_pipeline.collect.history import History
+from ccxt_pipeline.collect.history import History, Hooks
 from ccxt_pipeline.collect.paging import page_windows
 from ccxt_pipeline.collect.plan import (
     Range,
@@ -80,7 +80,7 @@ async def open_interest_history(
     stored: tuple[int, int] | None,
     *,
     clock: Clock = now_ns,
-    on_window: Callable[[int], None] | None = None,
+    hooks: Hooks | None = None,
 ) -> History:
     """Every `period` point in [start, end] not already stored, and the gaps the exchange cannot fill."""
     venue = client.venue
@@ -106,8 +106,15 @@ async def open_interest_history(
             {"until": w.end // NS_PER_MS},
         )
 
+    if hooks is not None:
+        hooks.plan(len(windows))
     rows = await page_windows(
-        fetch, windows, _ts_ns, step, concurrency=venue.max_concurrency, on_window=on_window
+        fetch,
+        windows,
+        _ts_ns,
+        step,
+        concurrency=venue.max_concurrency,
+        on_window=hooks.advance if hooks else None,
     )
     seen: set[int] = set()
     for row in rows:
