@@ -118,6 +118,14 @@ class ScheduleSettings(_Section):
     funding_seconds: int = Field(default=3600, gt=0)
 
 
+class RetrySettings(_Section):
+    """Retries of temporary exchange failures: capped, jittered exponential backoff honouring Retry-After."""
+
+    attempts: int = Field(default=6, ge=1, le=50)
+    backoff_base_seconds: float = Field(default=0.25, gt=0)
+    backoff_max_seconds: float = Field(default=30.0, gt=0)
+
+
 class ExchangeSettings(_Section):
     enabled: bool = True
     api_key: SecretStr | None = None
@@ -180,6 +188,7 @@ class Settings(BaseSettings):
     exchanges: dict[str, ExchangeSettings] = Field(default_factory=_default_exchanges)
     symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT-PERP", "ETHUSDT-PERP"])
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

@@ -123,6 +123,7 @@ async def run_fetch(
     """Fetch current values or history for `request`, store them (unless `store` is off) and report."""
     names = check_request(settings, request, clock())
     writer = CatalogWriter(settings.catalog_path) if request.store else None
+    policy = policy or RetryPolicy.from_settings(settings.retry)
     reports = {n: ExchangeReport(n) for n in names}
     async with contextlib.AsyncExitStack() as stack:
         clients = await _open_clients(stack, settings, names, policy, reports)

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+import ccxt
 import ccxt.pro
 
 from ccxt_pipeline.errors import ExchangeError, NotSupportedError
-from ccxt_pipeline.exchanges.errors import translate
+from ccxt_pipeline.exchanges.errors import retry_after_seconds, translate
 from ccxt_pipeline.exchanges.retry import RetryPolicy, with_retries
 from ccxt_pipeline.settings import ExchangeSettings
 from ccxt_pipeline.venues import Venue, get_venue
@@ -30,6 +31,34 @@ _HAS_OVERRIDES: dict[str, dict[str, bool]] = {
     # ccxt's Hyperliquid has no open-interest history: it raises NotSupported.
     "hyperliquid": {"fetchOpenInterestHistory": False},
 }
+
+
+def _check_every_answer(exchange: Any) -> None:
+    """Make ccxt refuse answers it would otherwise swallow, and keep each answer's Retry-After.
+
+    ccxt parses a 200 answer whose body is not JSON (cut off, garbled) into `[]` or all-None fields with no
+    error (seen against the simulator for all three exchanges), which would read as "no data" and leave a
+    silent hole. Every endpoint we call answers JSON, so such an answer is a BadResponse, retried like any
+    temporary failure. ccxt keeps only the *last* response's headers on the instance, which concurrent
+    requests overwrite; the Retry-After of the answer that raised is attached to its exception instead.
+    """
+    original = exchange.handle_errors
+
+    def handle_errors(
+        code: int, reason: str, url: str, method: str, headers: Any, body: Any, response: Any, *rest: Any
+    ) -> Any:
+        try:
+            result = original(code, reason, url, method, headers, body, response, *rest)
+        except ccxt.BaseError as exc:
+            exc.retry_after = retry_after_seconds(headers)
+            raise
+        if response is None and 200 <= int(code) < 300:
+            raise ccxt.BadResponse(
+                f"{exchange.id} {method} {url.split('?')[0]}: answer is not JSON ({len(body or '')} bytes)"
+            )
+        return result
+
+    exchange.handle_errors = handle_errors
 
 
 class ExchangeClient:
@@ -49,6 +78,7 @@ class ExchangeClient:
         ]
         cls = getattr(ccxt.pro, self.venue.ccxt_id)
         self.exchange: Any = cls(self.settings.ccxt_config(self.venue.ccxt_options))
+        _check_every_answer(self.exchange)
         if self.settings.sandbox:
             try:
                 self.exchange.set_sandbox_mode(True)
@@ -109,7 +139,6 @@ class ExchangeClient:
             except ExchangeError:
                 raise
             except Exception as exc:
-                headers = getattr(self.exchange, "last_response_headers", None)
-                raise translate(exc, self.name, method, headers=headers, secrets=self._secrets) from None
+                raise translate(exc, self.name, method, secrets=self._secrets) from None
 
         return await with_retries(self.policy, once)

@@ -47,7 +47,6 @@ def translate(
     exchange: str,
     what: str,
     *,
-    headers: Mapping[str, Any] | None = None,
     secrets: Iterable[str] = (),
 ) -> ExchangeError:
     """Our error for a ccxt (or aiohttp/OS) exception raised while doing `what` on `exchange`."""
@@ -55,7 +54,7 @@ def translate(
     if isinstance(exc, ccxt.NotSupported):
         return NotSupportedError(exchange, f"{what} is not supported")
     if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
-        return RateLimited(exchange, detail, retry_after_seconds(headers))
+        return RateLimited(exchange, detail, getattr(exc, "retry_after", None))
     if isinstance(exc, ccxt.NetworkError | ccxt.BadResponse | TimeoutError | ConnectionError):
         return TemporaryError(exchange, detail)
     if isinstance(exc, ccxt.ExchangeError) and _looks_unparseable(exc):

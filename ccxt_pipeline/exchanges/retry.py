@@ -10,6 +10,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_random_exponential
 
 from ccxt_pipeline.errors import RateLimited, TemporaryError
+from ccxt_pipeline.settings import RetrySettings
 
 T = TypeVar("T")
 
@@ -22,7 +23,11 @@ class RetryPolicy:
     """Backoff scale: the n-th wait is random in [0, base * 2**n], capped at `max_s`."""
     max_s: float = 30.0
     max_retry_after_s: float = 120.0
-    """A Retry-After longer than this is not waited for: the call fails instead."""
+    """Retry-After is honoured up to this many seconds."""
+
+    @classmethod
+    def from_settings(cls, settings: RetrySettings) -> RetryPolicy:
+        return cls(settings.attempts, settings.backoff_base_seconds, settings.backoff_max_seconds)
 
 
 class _Wait:

@@ -301,7 +301,7 @@ def _wave(seed: int, key: str, t_ms: int, period_ms: float) -> float:
 def _round_sig(x: float, figures: int) -> float:
     if x == 0:
         return 0.0
-    digits = figures - int(math.floor(math.log10(abs(x)))) - 1
+    digits = figures - math.floor(math.log10(abs(x))) - 1
     return round(x, max(digits, 0))
 
 

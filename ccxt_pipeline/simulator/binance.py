@@ -1,0 +1,424 @@
+"""Binance USD-M futures (`ccxt.binanceusdm`) REST endpoints of the simulator.
+
+Errors answer HTTP 400 with Binance's `{"code": -11xx, "msg": ...}` body. Documented behaviour mirrored:
+- `openInterestHist` serves only the last 30 days before now; a `startTime` older than that is refused with
+  `{"code":-1130,"msg":"parameter 'startTime' is invalid."}` (Binance refuses it server-side, ccxt #23712; ccxt
+  maps -1130 to BadRequest); an `endTime` before the window gives `[]`.
+- paging: both startTime and endTime -> the first `limit` rows in [startTime, endTime]; only startTime -> the
+  first `limit` from startTime; only endTime -> the latest `limit` up to endTime; neither -> the latest `limit`.
+- an out-of-range `limit` is refused with -1130 (openInterestHist 1..500, fundingRate 1..1000).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ccxt_pipeline.simulator import data
+from ccxt_pipeline.simulator._http import ParamError, json_response, opt_int
+
+if TYPE_CHECKING:
+    from ccxt_pipeline.simulator.server import ExchangeSimulator
+
+NAME = "binance"
+PATH_PREFIXES: tuple[str, ...] = (
+    "/fapi/",
+    "/futures/data/",
+    "/dapi/",
+    "/sapi/",
+    "/eapi/",
+    "/papi/",
+    "/api/",
+    "/ws",
+    "/stream",
+    "/public/ws",
+    "/market/ws",
+    "/private/ws",
+    "/pm/ws",
+    "/equity/ws",
+    "/ws-api/",
+    "/ws-fapi/",
+    "/ws-dapi/",
+)
+WS_PREFIX = ""
+OI_HIST_WINDOW_MS = 30 * data.DAY_MS
+OI_HIST_PERIODS = tuple(data.PERIODS_MS)
+_CIRCULATING_SUPPLY = {"BTC": "19950000.000", "ETH": "120700000.000", "SOL": "515000000.000"}
+
+
+class BinanceError(Exception):
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.status = status
+
+
+def error_response(code: int, msg: str, status: int = 400) -> web.Response:
+    """Binance's error body, e.g. `{"code":-1121,"msg":"Invalid symbol."}`."""
+    return json_response({"code": code, "msg": msg}, status=status)
+
+
+def rate_limited(sim: ExchangeSimulator, *, force_429: bool) -> web.Response:
+    """Binance's IP rate-limit answer: HTTP 429 + Retry-After + code -1003 (ccxt: DDoSProtection).
+
+    shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info#limits
+    """
+    del sim, force_429  # Binance always answers 429
+    body = {
+        "code": -1003,
+        "msg": "Too many requests; current limit of IP(127.0.0.1) is 2400 requests per minute. Please use the "
+        "websocket for live updates to avoid polling the API.",
+    }
+    return json_response(body, status=429, headers={"Retry-After": "1"})
+
+
+def _int(query: Mapping[str, str], name: str) -> int | None:
+    try:
+        return opt_int(query, name)
+    except ParamError:
+        raise BinanceError(
+            -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+        ) from None
+
+
+def _symbol(query: Mapping[str, str], *, required: bool = True) -> data.Instrument | None:
+    raw = query.get("symbol")
+    if not raw:
+        if required:
+            raise BinanceError(
+                -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+            )
+        return None
+    inst = data.find_instrument(NAME, raw)
+    if inst is None:
+        raise BinanceError(-1121, "Invalid symbol.")
+    return inst
+
+
+def _limit(query: Mapping[str, str], default: int, maximum: int) -> int:
+    limit = _int(query, "limit")
+    if limit is None:
+        return default
+    if not 1 <= limit <= maximum:
+        raise BinanceError(-1130, "Data sent for paramter 'limit' is not valid.")
+    return limit
+
+
+def _range(query: Mapping[str, str]) -> tuple[int | None, int | None]:
+    start, end = _int(query, "startTime"), _int(query, "endTime")
+    if start is not None and end is not None and start > end:
+        raise BinanceError(-1023, "Start time is greater than end time.")
+    return start, end
+
+
+def _pick(times_from_start: list[Any], start: int | None, limit: int) -> list[Any]:
+    return times_from_start[:limit] if start is not None else times_from_start[-limit:]
+
+
+def exchange_info(sim: ExchangeSimulator) -> dict[str, Any]:
+    """GET /fapi/v1/exchangeInfo.
+
+    shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information;
+    ccxt binance.fetch_markets/parse_market (contractType, status, marginAsset, filters PRICE_FILTER/LOT_SIZE).
+    Sample: {"timezone":"UTC","serverTime":1763640000000,"symbols":[{"symbol":"BTCUSDT","pair":"BTCUSDT",
+    "contractType":"PERPETUAL","status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT","marginAsset":"USDT",
+    "pricePrecision":2,"quantityPrecision":3,"filters":[{"filterType":"PRICE_FILTER","tickSize":"0.10",...}]}]}
+    """
+    symbols = []
+    for inst in data.INSTRUMENTS[NAME]:
+        qty_precision = len(inst.step_size.split(".")[1]) if "." in inst.step_size else 0
+        symbols.append(
+            {
+                "symbol": inst.id,
+                "pair": inst.id,
+                "contractType": "PERPETUAL",
+                "deliveryDate": 4133404800000,
+                "onboardDate": inst.launch_ms,
+                "status": "TRADING",
+                "maintMarginPercent": "2.5000",
+                "requiredMarginPercent": "5.0000",
+                "baseAsset": inst.base,
+                "quoteAsset": inst.quote,
+                "marginAsset": inst.settle,
+                "pricePrecision": inst.price_decimals,
+                "quantityPrecision": qty_precision,
+                "baseAssetPrecision": 8,
+                "quotePrecision": 8,
+                "underlyingType": "COIN",
+                "underlyingSubType": ["Layer-1"],
+                "settlePlan": 0,
+                "triggerProtect": "0.0500",
+                "liquidationFee": "0.012500",
+                "marketTakeBound": "0.05",
+                "maxMoveOrderLimit": 10000,
+                "filters": [
+                    {
+                        "filterType": "PRICE_FILTER",
+                        "minPrice": inst.tick_size,
+                        "maxPrice": "4529764",
+                        "tickSize": inst.tick_size,
+                    },
+                    {
+                        "filterType": "LOT_SIZE",
+                        "stepSize": inst.step_size,
+                        "maxQty": inst.max_qty,
+                        "minQty": inst.min_qty,
+                    },
+                    {
+                        "filterType": "MARKET_LOT_SIZE",
+                        "stepSize": inst.step_size,
+                        "maxQty": inst.max_qty,
+                        "minQty": inst.min_qty,
+                    },
+                    {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                    {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+                    {"filterType": "MIN_NOTIONAL", "notional": "5"},
+                    {
+                        "filterType": "PERCENT_PRICE",
+                        "multiplierUp": "1.0500",
+                        "multiplierDown": "0.9500",
+                        "multiplierDecimal": "4",
+                    },
+                ],
+                "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"],
+                "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+                "permissionSets": ["GRID", "COPY"],
+            }
+        )
+    return {
+        "timezone": "UTC",
+        "serverTime": sim.now(),
+        "futuresType": "U_MARGINED",
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+        ],
+        "exchangeFilters": [],
+        "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+        "symbols": symbols,
+    }
+
+
+def open_interest(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
+    """GET /fapi/v1/openInterest?symbol= : the live open interest in base units.
+
+    shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Open-Interest;
+    ccxt binance.fetch_open_interest comment. Sample: {"symbol":"BTCUSDT","openInterest":"10659.509","time":1589437530011}
+    """
+    inst = _symbol(query)
+    assert inst is not None
+    now = sim.now()
+    oi = data.open_interest(NAME, inst.id, now, sim.seed)
+    return {"symbol": inst.id, "openInterest": data.fmt(oi, inst.amount_decimals), "time": now}
+
+
+def open_interest_hist(sim: ExchangeSimulator, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    """GET /futures/data/openInterestHist?symbol&period&limit&startTime&endTime, ascending.
+
+    shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Open-Interest-Statistics;
+    shared fixtures binance.request.json fetchOpenInterestHistory (`?period=5m&symbol=BTCUSDT`).
+    Sample: [{"symbol":"BTCUSDT","sumOpenInterest":"20403.63700000","sumOpenInterestValue":"150570784.07809979",
+    "CMCCirculatingSupply":"165880.538","timestamp":1583127900000}]
+    """
+    inst = _symbol(query)
+    assert inst is not None
+    period = query.get("period")
+    if not period:
+        raise BinanceError(-1102, "Mandatory parameter 'period' was not sent, was empty/null, or malformed.")
+    if period not in OI_HIST_PERIODS:
+        raise BinanceError(-1130, "Data sent for paramter 'period' is not valid.")
+    limit = _limit(query, 30, 500)
+    start, end = _range(query)
+    now = sim.now()
+    window_start = now - OI_HIST_WINDOW_MS
+    if start is not None and start < window_start:
+        raise BinanceError(-1130, "parameter 'startTime' is invalid.")
+    hi = now if end is None else min(end, now)
+    lo = window_start if start is None else start
+    step = data.PERIODS_MS[period]
+    # Only the rows we return are materialised: first/last grid points, then `limit` of them.
+    first = -(-max(lo, data.HISTORY_START_MS) // step) * step
+    last = (hi // step) * step
+    if first > last:
+        return []
+    if start is not None:
+        times = list(range(first, min(last, first + (limit - 1) * step) + 1, step))
+    else:
+        times = list(range(max(first, last - (limit - 1) * step), last + 1, step))
+    supply = _CIRCULATING_SUPPLY[inst.base]
+    return [
+        {
+            "symbol": inst.id,
+            "sumOpenInterest": data.fmt(data.open_interest(NAME, inst.id, t, sim.seed), 8),
+            "sumOpenInterestValue": data.fmt(data.open_interest_value(NAME, inst.id, t, sim.seed), 8),
+            "CMCCirculatingSupply": supply,
+            "timestamp": t,
+        }
+        for t in times
+    ]
+
+
+def _premium_row(sim: ExchangeSimulator, inst: data.Instrument, now: int) -> dict[str, Any]:
+    rate, next_time, _hours = data.current_funding(NAME, inst.id, now, sim.seed)
+    return {
+        "symbol": inst.id,
+        "markPrice": data.fmt(data.mark_price(NAME, inst.id, now, sim.seed), 8),
+        "indexPrice": data.fmt(data.index_price(NAME, inst.id, now, sim.seed), 8),
+        "estimatedSettlePrice": data.fmt(data.index_price(NAME, inst.id, now - data.MINUTE_MS, sim.seed), 8),
+        "lastFundingRate": data.fmt(rate, 8),
+        "interestRate": "0.00010000",
+        "nextFundingTime": next_time,
+        "time": now,
+    }
+
+
+def premium_index(sim: ExchangeSimulator, query: Mapping[str, str]) -> Any:
+    """GET /fapi/v1/premiumIndex[?symbol=]: mark/index price and the current funding estimate.
+
+    shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Mark-Price;
+    shared fixtures binance.request.json fetchFundingRate/fetchFundingRates/fetchMarkPrice(s).
+    Sample: {"symbol":"BTCUSDT","markPrice":"11793.63104562","indexPrice":"11781.80495970",
+    "estimatedSettlePrice":"11781.16138815","lastFundingRate":"0.00038246","interestRate":"0.00010000",
+    "nextFundingTime":1597392000000,"time":1597370495002}  (a list of these without `symbol`)
+    """
+    now = sim.now()
+    inst = _symbol(query, required=False)
+    if inst is not None:
+        return _premium_row(sim, inst, now)
+    return [_premium_row(sim, i, now) for i in data.INSTRUMENTS[NAME]]
+
+
+def funding_rate_history(sim: ExchangeSimulator, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    """GET /fapi/v1/fundingRate?symbol&startTime&endTime&limit, ascending, limit default 100 max 1000.
+
+    shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Get-Funding-Rate-History;
+    shared fixtures binance.request.json fetchFundingRateHistory (`?symbol=BTCUSDT`).
+    Sample: [{"symbol":"BTCUSDT","fundingRate":"-0.03750000","fundingTime":1570608000000,"markPrice":"34287.54619963"}]
+    """
+    inst = _symbol(query, required=False)
+    limit = _limit(query, 100, 1000)
+    start, end = _range(query)
+    now = sim.now()
+    hi = now if end is None else min(end, now)
+    insts = [inst] if inst is not None else list(data.INSTRUMENTS[NAME])
+    rows: list[tuple[int, str, float]] = []
+    for i in insts:
+        if start is not None:
+            it = data.iter_settlements(NAME, i.id, start, hi, sim.seed)
+        else:
+            it = data.iter_settlements(NAME, i.id, data.HISTORY_START_MS, hi, sim.seed, descending=True)
+        rows.extend((t, i.id, rate) for t, rate, _h in itertools.islice(it, limit))
+    rows.sort()
+    rows = _pick(rows, start, limit)
+    return [
+        {
+            "symbol": sym,
+            "fundingRate": data.fmt(rate, 8),
+            "fundingTime": t,
+            "markPrice": data.fmt(data.mark_price(NAME, sym, t, sim.seed), 8),
+        }
+        for t, sym, rate in rows
+    ]
+
+
+def funding_info(sim: ExchangeSimulator) -> list[dict[str, Any]]:
+    """GET /fapi/v1/fundingInfo: only symbols whose CURRENT funding interval is not 8h (as Binance lists only
+    adjusted symbols).
+
+    shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Get-Funding-Rate-Info;
+    ccxt binance.fetch_funding_intervals comment; shared fixtures binance.request.json fetchFundingInterval(s).
+    Sample: [{"symbol":"BLZUSDT","adjustedFundingRateCap":"0.02500000","adjustedFundingRateFloor":"-0.02500000",
+    "fundingIntervalHours":8,"disclaimer":false}]
+    """
+    now = sim.now()
+    out = []
+    for inst in data.INSTRUMENTS[NAME]:
+        hours = data.funding_interval_hours(NAME, inst.id, now)
+        if hours != 8:
+            out.append(
+                {
+                    "symbol": inst.id,
+                    "adjustedFundingRateCap": "0.02000000",
+                    "adjustedFundingRateFloor": "-0.02000000",
+                    "fundingIntervalHours": hours,
+                    "disclaimer": False,
+                }
+            )
+    return out
+
+
+def _ticker_row(sim: ExchangeSimulator, inst: data.Instrument, now: int) -> dict[str, Any]:
+    d = inst.price_decimals
+    last = data.mark_price(NAME, inst.id, now, sim.seed)
+    open_ = data.mark_price(NAME, inst.id, now - data.DAY_MS, sim.seed)
+    samples = [data.mark_price(NAME, inst.id, now - k * data.HOUR_MS, sim.seed) for k in range(25)]
+    volume = round(data.open_interest(NAME, inst.id, now, sim.seed) * 2.5, inst.amount_decimals)
+    return {
+        "symbol": inst.id,
+        "priceChange": data.fmt(round(last - open_, d), d),
+        "priceChangePercent": data.fmt(round((last - open_) / open_ * 100, 3), 3),
+        "weightedAvgPrice": data.fmt(round(sum(samples) / len(samples), d), d),
+        "lastPrice": data.fmt(last, d),
+        "lastQty": inst.min_qty,
+        "openPrice": data.fmt(open_, d),
+        "highPrice": data.fmt(max(samples), d),
+        "lowPrice": data.fmt(min(samples), d),
+        "volume": data.fmt(volume, inst.amount_decimals),
+        "quoteVolume": data.fmt(round(volume * last, 2), 2),
+        "openTime": now - data.DAY_MS,
+        "closeTime": now,
+        "firstId": 1,
+        "lastId": 1000,
+        "count": 1000,
+    }
+
+
+def ticker_24hr(sim: ExchangeSimulator, query: Mapping[str, str]) -> Any:
+    """GET /fapi/v1/ticker/24hr[?symbol=].
+
+    shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/24hr-Ticker-Price-Change-Statistics
+    Sample: {"symbol":"BTCUSDT","priceChange":"-94.99999800","priceChangePercent":"-95.960","lastPrice":"4.00000200",
+    "openPrice":"99.00000000","highPrice":"100.00000000","lowPrice":"0.10000000","volume":"8913.30000000",...}
+    """
+    now = sim.now()
+    inst = _symbol(query, required=False)
+    if inst is not None:
+        return _ticker_row(sim, inst, now)
+    return [_ticker_row(sim, i, now) for i in data.INSTRUMENTS[NAME]]
+
+
+def register(app: web.Application, sim: ExchangeSimulator) -> None:
+    """Add the Binance USD-M routes to `app`."""
+
+    def route(fn: Any, *, with_query: bool = True) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                result = fn(sim, request.query) if with_query else fn(sim)
+            except BinanceError as e:
+                return error_response(e.code, e.msg, e.status)
+            return json_response(result)
+
+        return handler
+
+    async def ping(request: web.Request) -> web.Response:
+        """GET /fapi/v1/ping -> {} (shape: Binance USD-M docs, Test-Connectivity)."""
+        return json_response({})
+
+    async def server_time(request: web.Request) -> web.Response:
+        """GET /fapi/v1/time -> {"serverTime":1499827319559} (shape: Binance USD-M docs, Check-Server-Time)."""
+        return json_response({"serverTime": sim.now()})
+
+    app.router.add_get("/fapi/v1/ping", ping)
+    app.router.add_get("/fapi/v1/time", server_time)
+    app.router.add_get("/fapi/v1/exchangeInfo", route(exchange_info, with_query=False))
+    app.router.add_get("/fapi/v1/openInterest", route(open_interest))
+    app.router.add_get("/futures/data/openInterestHist", route(open_interest_hist))
+    app.router.add_get("/fapi/v1/premiumIndex", route(premium_index))
+    app.router.add_get("/fapi/v1/fundingRate", route(funding_rate_history))
+    app.router.add_get("/fapi/v1/fundingInfo", route(funding_info, with_query=False))
+    app.router.add_get("/fapi/v1/ticker/24hr", route(ticker_24hr))

@@ -1,0 +1,369 @@
+"""Bybit v5 (`ccxt.bybit`, linear perpetuals) REST endpoints of the simulator.
+
+Bybit answers business errors with HTTP 200 and a non-zero `retCode` (`10001` parameter errors; ccxt maps
+10001 to BadRequest). Documented behaviour mirrored:
+- `/v5/market/open-interest`: newest first; `limit` 1..200 (default 50); with both startTime and endTime the
+  newest `limit` rows in the range and a `nextPageCursor` for the next (older) page while rows remain; a lone
+  `startTime` is ignored (the endpoint walks back from endTime or now: ccxt PR #30016); `cursor` continues
+  below the cursor's `lasttime`. The cursor looks like Bybit's: `lastid%3D<n>%26lasttime%3D<seconds>`.
+- `/v5/market/funding/history`: newest first, `limit` 1..200 (default 200); "passing only startTime returns an
+  error", only endTime -> the newest `limit` rows up to endTime, neither -> up to now; both -> the newest
+  `limit` rows in [startTime, endTime].
+- instruments-info and tickers for `spot`, `inverse` and `option` answer empty lists (only linear is simulated);
+  `status=PreLaunch` (which ccxt also asks for) answers an empty list.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ccxt_pipeline.simulator import data
+from ccxt_pipeline.simulator._http import ParamError, json_response, opt_int
+
+if TYPE_CHECKING:
+    from ccxt_pipeline.simulator.server import ExchangeSimulator
+
+NAME = "bybit"
+PATH_PREFIXES: tuple[str, ...] = (
+    "/v5/",
+    "/v3/",
+    "/v2/",
+    "/spot/",
+    "/contract/",
+    "/derivatives/",
+    "/unified/",
+    "/asset/",
+    "/user/",
+    "/option/",
+    "/perpetual/",
+    "/trade/",
+)
+WS_PREFIX = ""
+CATEGORIES = ("linear", "inverse", "spot", "option")
+OI_INTERVALS_MS: dict[str, int] = {
+    "5min": 5 * data.MINUTE_MS,
+    "15min": 15 * data.MINUTE_MS,
+    "30min": 30 * data.MINUTE_MS,
+    "1h": data.HOUR_MS,
+    "4h": 4 * data.HOUR_MS,
+    "1d": data.DAY_MS,
+}
+
+
+class BybitError(Exception):
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+def envelope(sim: ExchangeSimulator, result: Any, code: int = 0, msg: str = "OK") -> dict[str, Any]:
+    """Bybit's v5 envelope: `{"retCode":0,"retMsg":"OK","result":{...},"retExtInfo":{},"time":1672053548579}`."""
+    return {"retCode": code, "retMsg": msg, "result": result, "retExtInfo": {}, "time": sim.now()}
+
+
+def rate_limited(sim: ExchangeSimulator, *, force_429: bool) -> web.Response:
+    """Bybit's API rate-limit answer: `retCode` 10006 "Too many visits!" (ccxt: RateLimitExceeded).
+
+    HTTP 200 for the `rate_limit` knob (as Bybit sends it), 429 for the `http_429` failure kind.
+    shape: https://bybit-exchange.github.io/docs/v5/rate-limit (X-Bapi-Limit-Status, X-Bapi-Limit,
+    X-Bapi-Limit-Reset-Timestamp headers).
+    """
+    now = sim.now()
+    headers = {
+        "Retry-After": "1",
+        "X-Bapi-Limit": str(sim.rate_limit or 0),
+        "X-Bapi-Limit-Status": "0",
+        "X-Bapi-Limit-Reset-Timestamp": str(now + 1000),
+    }
+    body = envelope(sim, {}, 10006, "Too many visits!")
+    return json_response(body, status=429 if force_429 else 200, headers=headers)
+
+
+def _int(query: Mapping[str, str], name: str) -> int | None:
+    try:
+        return opt_int(query, name)
+    except ParamError:
+        raise BybitError(10001, f"params error: {name} invalid") from None
+
+
+def _category(query: Mapping[str, str]) -> str:
+    category = query.get("category", "")
+    if category not in CATEGORIES:
+        raise BybitError(10001, "Illegal category")
+    return category
+
+
+def _linear_symbol(query: Mapping[str, str]) -> data.Instrument:
+    category = _category(query)
+    raw = query.get("symbol", "")
+    if not raw:
+        raise BybitError(10001, "params error: symbol is required")
+    inst = data.find_instrument(NAME, raw) if category == "linear" else None
+    if inst is None:
+        raise BybitError(10001, "params error: Symbol Is Invalid")
+    return inst
+
+
+def _limit(query: Mapping[str, str], default: int, maximum: int) -> int:
+    limit = _int(query, "limit")
+    if limit is None:
+        return default
+    if not 1 <= limit <= maximum:
+        raise BybitError(10001, f"params error: limit must be in [1, {maximum}]")
+    return limit
+
+
+def _encode_cursor(oldest_ms: int) -> str:
+    # Bybit's cursors are url-encoded query strings, e.g. "lastid%3D10860016%26lasttime%3D1739725200".
+    return urllib.parse.quote(
+        f"lastid={oldest_ms // 1000 % 100_000_000}&lasttime={oldest_ms // 1000}", safe=""
+    )
+
+
+def _decode_cursor(raw: str) -> int:
+    """The cursor's `lasttime` in ms (the oldest row already returned)."""
+    text = raw
+    for _ in range(3):  # tolerate clients that encode it again
+        if "%" not in text:
+            break
+        text = urllib.parse.unquote(text)
+    values = urllib.parse.parse_qs(text)
+    try:
+        return int(values["lasttime"][0]) * 1000
+    except (KeyError, ValueError, IndexError):
+        raise BybitError(10001, "params error: cursor invalid") from None
+
+
+def instruments_info(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
+    """GET /v5/market/instruments-info?category&symbol&status&limit&cursor (cursor paging, "" ends).
+
+    shape: https://bybit-exchange.github.io/docs/v5/market/instrument; ccxt bybit.fetch_future_markets comment.
+    `fundingInterval` is the CURRENT interval in minutes. Sample: {"symbol":"BTCUSDT","contractType":
+    "LinearPerpetual","status":"Trading","baseCoin":"BTC","quoteCoin":"USDT","launchTime":"1585526400000",
+    "deliveryTime":"0","priceScale":"2","leverageFilter":{...},"priceFilter":{"minPrice":"0.10",...,"tickSize":"0.10"},
+    "lotSizeFilter":{"maxOrderQty":"1190.000","minOrderQty":"0.001","qtyStep":"0.001",...},"fundingInterval":480,
+    "settleCoin":"USDT",...}
+    """
+    category = _category(query)
+    limit = _limit(query, 500, 1000)
+    offset = 0
+    cursor = query.get("cursor")
+    if cursor:
+        try:
+            offset = int(urllib.parse.unquote(cursor).removeprefix("offset="))
+        except ValueError:
+            raise BybitError(10001, "params error: cursor invalid") from None
+    status = query.get("status", "")
+    symbol = query.get("symbol", "")
+    rows: list[dict[str, Any]] = []
+    if category == "linear" and status in ("", "Trading"):
+        now = sim.now()
+        for inst in data.INSTRUMENTS[NAME]:
+            if symbol and symbol != inst.id:
+                continue
+            rows.append(_instrument_row(inst, now))
+    page = rows[offset : offset + limit]
+    more = offset + limit < len(rows)
+    next_cursor = urllib.parse.quote(f"offset={offset + limit}", safe="") if more else ""
+    return {"category": category, "list": page, "nextPageCursor": next_cursor}
+
+
+def _instrument_row(inst: data.Instrument, now: int) -> dict[str, Any]:
+    hours = data.funding_interval_hours(NAME, inst.id, now)
+    return {
+        "symbol": inst.id,
+        "contractType": "LinearPerpetual",
+        "status": "Trading",
+        "baseCoin": inst.base,
+        "quoteCoin": inst.quote,
+        "launchTime": str(inst.launch_ms),
+        "deliveryTime": "0",
+        "deliveryFeeRate": "",
+        "priceScale": str(inst.price_decimals),
+        "leverageFilter": {
+            "minLeverage": "1",
+            "maxLeverage": f"{inst.max_leverage}.00",
+            "leverageStep": "0.01",
+        },
+        "priceFilter": {"minPrice": inst.tick_size, "maxPrice": "1999999.80", "tickSize": inst.tick_size},
+        "lotSizeFilter": {
+            "maxOrderQty": inst.max_qty,
+            "minOrderQty": inst.min_qty,
+            "qtyStep": inst.step_size,
+            "postOnlyMaxOrderQty": inst.max_qty,
+            "maxMktOrderQty": inst.max_qty,
+            "minNotionalValue": "5",
+        },
+        "unifiedMarginTrade": True,
+        "fundingInterval": hours * 60,
+        "settleCoin": inst.settle,
+        "copyTrading": "both",
+        "upperFundingRate": "0.005",
+        "lowerFundingRate": "-0.005",
+        "isPreListing": False,
+        "preListingInfo": None,
+        "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
+        "displayName": "",
+    }
+
+
+def _ticker_row(sim: ExchangeSimulator, inst: data.Instrument, now: int) -> dict[str, Any]:
+    d = inst.price_decimals
+    mark = data.mark_price(NAME, inst.id, now, sim.seed)
+    prev24 = data.mark_price(NAME, inst.id, now - data.DAY_MS, sim.seed)
+    samples = [data.mark_price(NAME, inst.id, now - k * data.HOUR_MS, sim.seed) for k in range(25)]
+    oi = data.open_interest(NAME, inst.id, now, sim.seed)
+    rate, next_time, _hours = data.current_funding(NAME, inst.id, now, sim.seed)
+    volume = round(oi * 2.0, inst.amount_decimals)
+    tick = float(inst.tick_size)
+    return {
+        "symbol": inst.id,
+        "lastPrice": data.fmt(mark, d),
+        "indexPrice": data.fmt(data.index_price(NAME, inst.id, now, sim.seed), d),
+        "markPrice": data.fmt(mark, d),
+        "prevPrice24h": data.fmt(prev24, d),
+        "price24hPcnt": data.fmt(round((mark - prev24) / prev24, 6), 6),
+        "highPrice24h": data.fmt(max(samples), d),
+        "lowPrice24h": data.fmt(min(samples), d),
+        "prevPrice1h": data.fmt(samples[1], d),
+        "openInterest": data.fmt(oi, inst.amount_decimals),
+        "openInterestValue": data.fmt(data.open_interest_value(NAME, inst.id, now, sim.seed), 2),
+        "turnover24h": data.fmt(round(volume * mark, 4), 4),
+        "volume24h": data.fmt(volume, inst.amount_decimals),
+        "fundingRate": data.fmt_short(rate),
+        "nextFundingTime": str(next_time),
+        "predictedDeliveryPrice": "",
+        "basisRate": "",
+        "deliveryFeeRate": "",
+        "deliveryTime": "0",
+        "ask1Size": "1.000",
+        "bid1Price": data.fmt(round(mark - tick, d), d),
+        "ask1Price": data.fmt(mark, d),
+        "bid1Size": "1.000",
+        "basis": "",
+        "preOpenPrice": "",
+        "preQty": "",
+        "curPreListingPhase": "",
+    }
+
+
+def tickers(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
+    """GET /v5/market/tickers?category=linear[&symbol=]: live prices, open interest (base units) and its value
+    (USD), the current funding estimate and next funding time.
+
+    shape: shared fixtures bybit.response.json fetchTicker / fetchFundingRate(s);
+    https://bybit-exchange.github.io/docs/v5/market/tickers. Sample: {"symbol":"BTCUSDT","lastPrice":"51444.40",
+    "indexPrice":"51469.95","markPrice":"51444.40","openInterest":"225766.793","openInterestValue":"11614437205.81",
+    "fundingRate":"-0.00046295","nextFundingTime":"1707926400000",...}
+    """
+    category = _category(query)
+    symbol = query.get("symbol", "")
+    rows: list[dict[str, Any]] = []
+    if category == "linear":
+        now = sim.now()
+        if symbol and data.find_instrument(NAME, symbol) is None:
+            raise BybitError(10001, "params error: Symbol Is Invalid")
+        rows = [_ticker_row(sim, i, now) for i in data.INSTRUMENTS[NAME] if not symbol or symbol == i.id]
+    elif symbol:
+        raise BybitError(10001, "params error: Symbol Is Invalid")
+    return {"category": category, "list": rows}
+
+
+def open_interest(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
+    """GET /v5/market/open-interest?category&symbol&intervalTime&startTime&endTime&limit&cursor, newest first.
+
+    shape: shared fixtures bybit.response.json fetchOpenInterest; https://bybit-exchange.github.io/docs/v5/market/open-interest.
+    Sample: {"symbol":"BTCUSDT","category":"linear","list":[{"openInterest":"62129.45500000",
+    "timestamp":"1739725200000"}],"nextPageCursor":"lastid%3D10860016%26lasttime%3D1739725200"}
+    """
+    inst = _linear_symbol(query)
+    interval = query.get("intervalTime", "")
+    if interval not in OI_INTERVALS_MS:
+        raise BybitError(10001, "params error: intervalTime invalid")
+    limit = _limit(query, 50, 200)
+    start, end = _int(query, "startTime"), _int(query, "endTime")
+    now = sim.now()
+    hi = now if end is None else min(end, now)
+    lo = start if (start is not None and end is not None) else data.HISTORY_START_MS
+    cursor = query.get("cursor")
+    if cursor:
+        hi = min(hi, _decode_cursor(cursor) - 1)
+    step = OI_INTERVALS_MS[interval]
+    first = -(-max(lo, data.HISTORY_START_MS) // step) * step
+    last = (hi // step) * step
+    times = list(range(last, max(first, last - (limit - 1) * step) - 1, -step)) if first <= last else []
+    more = bool(times) and times[-1] - step >= first
+    rows = [
+        {"openInterest": data.fmt(data.open_interest(NAME, inst.id, t, sim.seed), 8), "timestamp": str(t)}
+        for t in times
+    ]
+    return {
+        "symbol": inst.id,
+        "category": "linear",
+        "list": rows,
+        "nextPageCursor": _encode_cursor(times[-1]) if more else "",
+    }
+
+
+def funding_history(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
+    """GET /v5/market/funding/history?category&symbol&startTime&endTime&limit, newest first.
+
+    shape: https://bybit-exchange.github.io/docs/v5/market/history-fund-rate; ccxt bybit.fetch_funding_rate_history
+    comment. Sample: {"category":"linear","list":[{"symbol":"ETHPERP","fundingRate":"0.0001",
+    "fundingRateTimestamp":"1672041600000"}]}
+    """
+    inst = _linear_symbol(query)
+    limit = _limit(query, 200, 200)
+    start, end = _int(query, "startTime"), _int(query, "endTime")
+    if start is not None and end is None:
+        raise BybitError(10001, "params error: endTime is required when startTime is passed")
+    now = sim.now()
+    hi = now if end is None else min(end, now)
+    lo = data.HISTORY_START_MS if start is None else start
+    rows = []
+    for t, rate, _hours in data.iter_settlements(NAME, inst.id, lo, hi, sim.seed, descending=True):
+        rows.append(
+            {
+                "symbol": inst.id,
+                "fundingRate": data.fmt_short(rate),
+                "fundingRateTimestamp": str(t),
+            }
+        )
+        if len(rows) >= limit:
+            break
+    return {"category": "linear", "list": rows}
+
+
+def server_time(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
+    """GET /v5/market/time (shape: https://bybit-exchange.github.io/docs/v5/market/time; ccxt bybit.fetch_time).
+
+    Sample: {"timeSecond":"1688639403","timeNano":"1688639403423213947"}
+    """
+    del query
+    now = sim.now()
+    return {"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)}
+
+
+def register(app: web.Application, sim: ExchangeSimulator) -> None:
+    """Add the Bybit v5 routes to `app`."""
+
+    def route(fn: Any) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                result = fn(sim, request.query)
+            except BybitError as e:
+                return json_response(envelope(sim, {}, e.code, e.msg))
+            return json_response(envelope(sim, result))
+
+        return handler
+
+    app.router.add_get("/v5/market/time", route(server_time))
+    app.router.add_get("/v5/market/instruments-info", route(instruments_info))
+    app.router.add_get("/v5/market/tickers", route(tickers))
+    app.router.add_get("/v5/market/open-interest", route(open_interest))
+    app.router.add_get("/v5/market/funding/history", route(funding_history))

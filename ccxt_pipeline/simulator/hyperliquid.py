@@ -1,0 +1,208 @@
+"""Hyperliquid (`ccxt.hyperliquid`) `POST /info` endpoint of the simulator, dispatched on the body's `type`.
+
+Numbers are strings in Hyperliquid's style (shortest form: `"90123.0"`, `"0.0000125"`), times are integers.
+Documented behaviour mirrored:
+- `fundingHistory` needs `startTime` (HTTP 422 without it), `endTime` defaults to now; rows with
+  startTime <= time <= endTime, ascending, at most 500 per answer.
+- `perpDexs` answers `[null]`: only the main dex, so ccxt loads no HIP-3 markets.
+- an unknown `type` or a body that is not JSON answers HTTP 422 `Failed to deserialize the JSON body into the
+  target type` (text/plain).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ccxt_pipeline.simulator import data
+from ccxt_pipeline.simulator._http import json_response, text_response
+
+if TYPE_CHECKING:
+    from ccxt_pipeline.simulator.server import ExchangeSimulator
+
+NAME = "hyperliquid"
+PATH_PREFIXES: tuple[str, ...] = ("/info", "/exchange", "/hyperliquid/")
+WS_PREFIX = "/hyperliquid"
+"""Hyperliquid's websocket path is `/ws`, like Binance's: the override moves it under this prefix."""
+FUNDING_HISTORY_MAX_ROWS = 500
+_MARGIN_TABLE = {"BTC": 56, "ETH": 55, "SOL": 54}
+_DESERIALIZE_ERROR = "Failed to deserialize the JSON body into the target type"
+
+
+class HyperliquidError(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def rate_limited(sim: ExchangeSimulator, *, force_429: bool) -> web.Response:
+    """Hyperliquid's rate-limit answer: HTTP 429 with Retry-After and no JSON body (ccxt: RateLimitExceeded).
+
+    shape: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits-and-user-limits
+    """
+    del sim, force_429
+    return web.Response(status=429, text="", headers={"Retry-After": "1"})
+
+
+def meta() -> dict[str, Any]:
+    """{"type":"meta"}: the perpetuals universe.
+
+    shape: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals#retrieve-perpetuals-metadata-universe-and-margin-tables;
+    ccxt hyperliquid.fetch_swap_markets comment. Sample: {"universe":[{"szDecimals":5,"name":"BTC","maxLeverage":40,
+    "marginTableId":56}],"marginTables":[[56,{"description":"","marginTiers":[{"lowerBound":"0.0","maxLeverage":40}]}]]}
+    """
+    universe = [
+        {
+            "szDecimals": inst.amount_decimals,
+            "name": inst.id,
+            "maxLeverage": inst.max_leverage,
+            "marginTableId": _MARGIN_TABLE[inst.base],
+        }
+        for inst in data.INSTRUMENTS[NAME]
+    ]
+    tables = [
+        [
+            _MARGIN_TABLE[inst.base],
+            {"description": "", "marginTiers": [{"lowerBound": "0.0", "maxLeverage": inst.max_leverage}]},
+        ]
+        for inst in data.INSTRUMENTS[NAME]
+    ]
+    return {"universe": universe, "marginTables": tables}
+
+
+def _asset_ctx(sim: ExchangeSimulator, inst: data.Instrument, now: int) -> dict[str, Any]:
+    mark = data.mark_price(NAME, inst.id, now, sim.seed)
+    oracle = data.index_price(NAME, inst.id, now, sim.seed)
+    prev_day = data.mark_price(NAME, inst.id, now - data.DAY_MS, sim.seed)
+    oi = data.open_interest(NAME, inst.id, now, sim.seed)
+    rate, _next, _hours = data.current_funding(NAME, inst.id, now, sim.seed)
+    day_base = round(oi * 3.0, inst.amount_decimals)
+    premium = round((mark - oracle) / oracle, 8)
+    # one price increment at Hyperliquid's 5 significant figures
+    increment = 10.0 ** (len(str(int(mark))) - 5)
+    return {
+        "funding": data.fmt_short(rate),
+        "openInterest": data.fmt(oi, inst.amount_decimals),
+        "prevDayPx": data.fmt_short(prev_day),
+        "dayNtlVlm": data.fmt_short(round(day_base * mark, 4)),
+        "premium": data.fmt_short(premium),
+        "oraclePx": data.fmt_short(oracle),
+        "markPx": data.fmt_short(mark),
+        "midPx": data.fmt_short(mark),
+        "impactPxs": [data.fmt_short(round(mark - increment, 6)), data.fmt_short(round(mark + increment, 6))],
+        "dayBaseVlm": data.fmt(day_base, inst.amount_decimals),
+    }
+
+
+def meta_and_asset_ctxs(sim: ExchangeSimulator) -> list[Any]:
+    """{"type":"metaAndAssetCtxs"}: [meta, asset contexts]; openInterest in coin units, no timestamp.
+
+    shape: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals#retrieve-perpetuals-asset-contexts-includes-mark-price-current-funding-open-interest-etc;
+    ccxt hyperliquid.fetch_swap_markets/fetch_funding_rates/parse_open_interest comments.
+    Sample: [{"universe":[{"name":"SOL","szDecimals":2,"maxLeverage":50}]}, [{"dayNtlVlm":"9450588.2273",
+    "funding":"0.0000198","impactPxs":["108.04","108.06"],"markPx":"108.04","midPx":"108.05",
+    "openInterest":"10764.48","oraclePx":"107.99","premium":"0.00055561","prevDayPx":"111.81","dayBaseVlm":"..."}]]
+    """
+    now = sim.now()
+    return [meta(), [_asset_ctx(sim, inst, now) for inst in data.INSTRUMENTS[NAME]]]
+
+
+def spot_meta() -> dict[str, Any]:
+    """{"type":"spotMeta"}: only the USDC token, no spot pairs.
+
+    shape: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/spot#retrieve-spot-metadata;
+    ccxt hyperliquid.fetch_spot_markets comment. Sample: {"tokens":[{"name":"USDC","szDecimals":8,"weiDecimals":8,
+    "index":0,"tokenId":"0x6d1e7cde53ba9467b783cb7c530ce054","isCanonical":true,"evmContract":null,"fullName":null}],
+    "universe":[]}
+    """
+    usdc = {
+        "name": "USDC",
+        "szDecimals": 8,
+        "weiDecimals": 8,
+        "index": 0,
+        "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054",
+        "isCanonical": True,
+        "evmContract": None,
+        "fullName": None,
+        "deployerTradingFeeShare": "0.0",
+    }
+    return {"tokens": [usdc], "universe": []}
+
+
+def funding_history(sim: ExchangeSimulator, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """{"type":"fundingHistory","coin","startTime","endTime"?}: ascending, at most 500 rows.
+
+    shape: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals#retrieve-historical-funding-rates;
+    shared fixtures hyperliquid.request.json fetchFundingRateHistory (body `{"type":"fundingHistory","coin":"ETH",
+    "startTime":1704323735060}`). Sample: [{"coin":"ETH","fundingRate":"0.0000125","premium":"0.00057962",
+    "time":1704290400031}]  (the real times carry a few ms of jitter; simulated ones are exactly on the hour)
+    """
+    coin = body.get("coin")
+    start = body.get("startTime")
+    end = body.get("endTime")
+    if not isinstance(coin, str) or not isinstance(start, int) or not (end is None or isinstance(end, int)):
+        raise HyperliquidError(422, _DESERIALIZE_ERROR)
+    inst = data.find_instrument(NAME, coin)
+    if inst is None:
+        return []
+    now = sim.now()
+    hi = now if end is None else min(end, now)
+    rows = itertools.islice(data.iter_settlements(NAME, coin, start, hi, sim.seed), FUNDING_HISTORY_MAX_ROWS)
+    return [
+        {
+            "coin": coin,
+            "fundingRate": data.fmt_short(rate),
+            "premium": data.fmt_short(data.funding_premium(NAME, coin, t, sim.seed)),
+            "time": t,
+        }
+        for t, rate, _hours in rows
+    ]
+
+
+def info(sim: ExchangeSimulator, body: Any) -> Any:
+    """Dispatch one `POST /info` body on its `type`."""
+    if not isinstance(body, dict):
+        raise HyperliquidError(422, _DESERIALIZE_ERROR)
+    kind = body.get("type")
+    if kind == "meta":
+        return meta()
+    if kind == "metaAndAssetCtxs":
+        if body.get("dex") not in (None, ""):
+            raise HyperliquidError(500, "null")
+        return meta_and_asset_ctxs(sim)
+    if kind == "spotMeta":
+        return spot_meta()
+    if kind == "spotMetaAndAssetCtxs":
+        return [spot_meta(), []]
+    if kind == "perpDexs":
+        return [None]
+    if kind == "exchangeStatus":
+        return {"specialStatuses": None, "time": str(sim.now())}
+    if kind == "allMids":
+        now = sim.now()
+        return {
+            i.id: data.fmt_short(data.mark_price(NAME, i.id, now, sim.seed)) for i in data.INSTRUMENTS[NAME]
+        }
+    if kind == "fundingHistory":
+        return funding_history(sim, body)
+    raise HyperliquidError(422, _DESERIALIZE_ERROR)
+
+
+def register(app: web.Application, sim: ExchangeSimulator) -> None:
+    """Add the Hyperliquid route (`POST /info`) to `app`."""
+
+    async def info_handler(request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return text_response(_DESERIALIZE_ERROR, 422)
+        try:
+            return json_response(info(sim, body))
+        except HyperliquidError as e:
+            return text_response(e.text, e.status)
+
+    app.router.add_post("/info", info_handler)
