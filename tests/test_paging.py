@@ -15,7 +15,9 @@ STEP = 300
 def test_missing_ranges() -> None:
     assert missing_ranges(0, 100, None, head_step=10, tail_step=10) == [Range(0, 100)]
     assert missing_ranges(0, 100, (0, 100), head_step=10, tail_step=10) == []
-    assert missing_ranges(0, 100, (50, 95), head_step=10, tail_step=10) == [Range(0, 49)]  # no room for a tail
+    assert missing_ranges(0, 100, (50, 95), head_step=10, tail_step=10) == [
+        Range(0, 49)
+    ]  # no room for a tail
     assert missing_ranges(0, 100, (50, 80), head_step=10, tail_step=10) == [Range(0, 49), Range(81, 100)]
     assert missing_ranges(60, 100, (0, 50), head_step=10, tail_step=10) == [Range(60, 100)]
     assert missing_ranges(100, 50, None, head_step=10, tail_step=10) == []
@@ -70,7 +72,9 @@ async def test_complete_window_costs_one_request() -> None:
     short=st.sets(st.integers(1, 30), max_size=5),
     window_points=st.integers(1, 25),
 )
-async def test_property_every_row_found_whatever_the_answers(n, holes, limit, newest_first, short, window_points) -> None:
+async def test_property_every_row_found_whatever_the_answers(
+    n, holes, limit, newest_first, short, window_points
+) -> None:
     times = [i * STEP for i in range(n) if i not in holes]
     fetch, _ = make_source(times, limit, newest_first, short)
     windows = grid_windows(Range(0, max(0, n - 1) * STEP), STEP, window_points) if n else []

@@ -50,7 +50,12 @@ def test_bybit_live_open_interest_from_ticker() -> None:
 
 def test_missing_value_is_amount_times_mark() -> None:
     # Binance's /fapi/v1/openInterest: amount only (docs/exchanges.md).
-    row = {"symbol": "BTC/USDT:USDT", "openInterestAmount": 2.0, "openInterestValue": None, "timestamp": 1_700_000_000_000}
+    row = {
+        "symbol": "BTC/USDT:USDT",
+        "openInterestAmount": 2.0,
+        "openInterestValue": None,
+        "timestamp": 1_700_000_000_000,
+    }
     oi = parse_open_interest(row, BTC_BINANCE, received_ns=RECEIVED, mark_price=50_000.0)
     assert oi.open_interest_value == 100_000.0
     assert oi.ts_event == 1_700_000_000_000 * NS_PER_MS
@@ -59,7 +64,12 @@ def test_missing_value_is_amount_times_mark() -> None:
 
 def test_hyperliquid_has_no_time_and_values_from_mark_in_payload() -> None:
     # ccxt's hyperliquid open interest: timestamp None, info = the asset context with markPx.
-    row = {"symbol": "BTC/USDC:USDC", "openInterestAmount": 10.5, "timestamp": None, "info": {"markPx": "100000.0"}}
+    row = {
+        "symbol": "BTC/USDC:USDC",
+        "openInterestAmount": 10.5,
+        "timestamp": None,
+        "info": {"markPx": "100000.0"},
+    }
     oi = parse_open_interest(row, BTC_HL, received_ns=RECEIVED)
     assert oi.ts_event == oi.ts_init == RECEIVED
     assert oi.open_interest_value == 1_050_000.0
