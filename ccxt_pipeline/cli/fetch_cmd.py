@@ -213,9 +213,17 @@ def _as_json(report: FetchReport, request: FetchRequest) -> dict[str, Any]:
     }
 
 
+def _table(*columns: str) -> Table:
+    """A table that wraps rather than cuts: an instrument id must never be shown truncated."""
+    table = Table()
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    return table
+
+
 def _current_table(report: FetchReport, data: DataType) -> None:
     if data is DataType.OPEN_INTEREST:
-        table = Table("exchange", "instrument id", "open interest (base)", "value (quote)", "time (UTC)")
+        table = _table("exchange", "instrument id", "open interest (base)", "value (quote)", "time (UTC)")
         for ex in report.exchanges:
             for r in ex.records:
                 assert isinstance(r, OpenInterest)
@@ -243,7 +251,7 @@ def _current_table(report: FetchReport, data: DataType) -> None:
 
 
 def _history_table(report: FetchReport) -> None:
-    table = Table("exchange", "instruments", "rows written", "already stored", "gaps")
+    table = _table("exchange", "instruments", "rows written", "already stored", "gaps")
     for ex in report.exchanges:
         table.add_row(
             ex.exchange,

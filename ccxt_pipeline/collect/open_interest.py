@@ -28,7 +28,7 @@ from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import CoverageGap, OpenInterest
 from ccxt_pipeline.parsers.common import positive
 from ccxt_pipeline.parsers.open_interest import parse_open_interest, parse_ticker_open_interest
-from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MS, PERIODS_NS, now_ns
+from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MINUTE, NS_PER_MS, PERIODS_NS, now_ns
 
 Clock = Callable[[], int]
 
@@ -91,7 +91,8 @@ async def open_interest_history(
     start, end = align_up(start, step), align_down(min(end, clock()), step)
     ranges = missing_ranges(start, end, stored, head_step=step, tail_step=step)
     if venue.oi_history_days is not None:
-        earliest = align_up(clock() - venue.oi_history_days * NS_PER_DAY, step) + step
+        # A minute's margin: the exchange measures its window when our request arrives, a moment later.
+        earliest = align_up(clock() - venue.oi_history_days * NS_PER_DAY + NS_PER_MINUTE, step)
         reason = f"{venue.name} serves open-interest history for the last {venue.oi_history_days} days only"
         ranges = _clip(ranges, inst, earliest, reason, out)
     windows = [w for r in ranges for w in grid_windows(r, step, venue.oi_history_limit)]

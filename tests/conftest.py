@@ -1,0 +1,85 @@
+"""Shared fixtures: the exchange simulator in a background thread, and settings pointing ccxt at it.
+
+The CLI runs its own event loop (`asyncio.run`), so the simulator lives in a thread with a loop of its own;
+its knobs are plain attributes the test thread may change at any time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ccxt_pipeline.cli import app
+from ccxt_pipeline.simulator.server import ExchangeSimulator
+
+
+class SimulatorThread:
+    def __init__(self, sim: ExchangeSimulator) -> None:
+        self.sim = sim
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def run(self, coro: Any) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout=30)
+
+    def __enter__(self) -> ExchangeSimulator:
+        self.thread.start()
+        self.run(self.sim.start())
+        return self.sim
+
+    def __exit__(self, *exc: object) -> None:
+        self.run(self.sim.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture
+def sim() -> Iterator[ExchangeSimulator]:
+    """A simulator following the wall clock."""
+    with SimulatorThread(ExchangeSimulator(seed=0)) as s:
+        yield s
+
+
+def sim_settings(sim: ExchangeSimulator, catalog: Path, **extra: Any) -> dict[str, Any]:
+    """Settings that point every exchange at `sim`, with fast retries for tests."""
+    exchanges = {}
+    for name in ("binance", "bybit", "hyperliquid"):
+        ccxt_config = sim.ccxt_overrides(name)
+        ccxt_config.update({"timeout": 2000, "timeout_on_exit": 0})
+        exchanges[name] = {"ccxt": ccxt_config}
+    data: dict[str, Any] = {
+        "catalog_path": str(catalog),
+        "exchanges": exchanges,
+        "retry": {"attempts": 8, "backoff_base_seconds": 0.02, "backoff_max_seconds": 0.2},
+        "logging": {"level": "WARNING"},
+    }
+    data.update(extra)
+    return data
+
+
+@pytest.fixture
+def config_file(sim: ExchangeSimulator, tmp_path: Path) -> Path:
+    path = tmp_path / "ccxt_pipeline.yaml"
+    path.write_text(yaml.safe_dump(sim_settings(sim, tmp_path / "catalog")))
+    return path
+
+
+@pytest.fixture
+def cli(config_file: Path) -> Any:
+    """Run `ccxt-cli ARGS --config <sim config>`; returns click's Result (output, stderr, exit_code)."""
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        return runner.invoke(app, [*args, "--config", str(config_file)], catch_exceptions=False)
+
+    return invoke
