@@ -72,7 +72,8 @@ def test_current_funding_is_stored_apart_from_settled(cli, config_file: Path, si
     assert by_id["SOLUSDT-LINEAR.BYBIT"].interval_minutes == 240
     assert by_id["BTC-USD-PERP.HYPERLIQUID"].interval_minutes == 60
     for r in estimates:
-        assert r.next_funding_ns is not None and r.next_funding_ns > r.ts_event - NS_PER_MINUTE
+        assert r.next_funding_ns is not None
+        assert r.next_funding_ns > r.ts_event - NS_PER_MINUTE
         assert r.mark_price is not None
 
 
@@ -116,7 +117,8 @@ def test_binance_history_beyond_30_days_is_a_recorded_gap(cli, config_file: Path
     assert len(gaps) == 1
     assert "30 days" in gaps[0].reason
     first = reader.first_timestamp(OPEN_INTEREST, IDS["binance"])
-    assert first is not None and gaps[0].end_ns == first - 1
+    assert first is not None
+    assert gaps[0].end_ns == first - 1
     assert "gap:" in result.output
 
 
@@ -206,7 +208,8 @@ def test_an_exchange_that_always_fails_does_not_stop_the_others(
     sim.add_failure(FailureRule(kind="http_503", exchange="bybit"))
     result = cli("fetch-oi", "BTCUSDT-PERP")
     assert result.exit_code == 1  # partial success
-    assert "bybit" in result.stderr and "failed" in result.stderr
+    assert "bybit" in result.stderr
+    assert "failed" in result.stderr
     assert len([line for line in result.stderr.splitlines() if "failed" in line]) == 1
     stored = {r.exchange for r in catalog(config_file).query_records(OPEN_INTEREST)}
     assert stored == {"binance", "hyperliquid"}
