@@ -47,7 +47,8 @@ class Venue:
     market_funding_interval_field: str | None = None
     """The key of ccxt's `market['info']` holding the symbol's current funding interval in minutes."""
     max_concurrency: int = 4
-    """Requests we keep in flight at once on this exchange (its documented limits allow more)."""
+    """Requests one client keeps in flight at once. ccxt's own rate limiter (on unless a test turns it off)
+    still spaces requests by the exchange's documented weights; this caps bursts on top of it."""
 
 
 VENUES: dict[str, Venue] = {
@@ -81,7 +82,7 @@ VENUES: dict[str, Venue] = {
             oi_history_periods=("5m", "15m", "30m", "1h", "4h", "1d"),
             oi_history_limit=200,
             funding_history_limit=200,
-            max_concurrency=8,
+            max_concurrency=5,  # Bybit: 600 requests per 5 s per IP; 5 in flight at 50 ms stays under it
         ),
         Venue(
             name="hyperliquid",

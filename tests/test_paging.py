@@ -78,5 +78,5 @@ async def test_property_every_row_found_whatever_the_answers(
     times = [i * STEP for i in range(n) if i not in holes]
     fetch, _ = make_source(times, limit, newest_first, short)
     windows = grid_windows(Range(0, max(0, n - 1) * STEP), STEP, window_points) if n else []
-    got = await page_windows(fetch, windows, lambda t: t, STEP, concurrency=3)
+    got = await page_windows(fetch, windows, lambda t: t, STEP)
     assert got == times  # every row, once, in order

@@ -115,7 +115,6 @@ async def funding_history(
         windows,
         _ts_ns,
         _spacing,
-        concurrency=venue.max_concurrency,
         on_window=hooks.advance if hooks else None,
     )
     # Intervals come from the spacing to the settlement before, fetched too thanks to the padding.

@@ -114,7 +114,6 @@ async def open_interest_history(
         windows,
         _ts_ns,
         step,
-        concurrency=venue.max_concurrency,
         on_window=hooks.advance if hooks else None,
     )
     seen: set[int] = set()

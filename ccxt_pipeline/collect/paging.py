@@ -53,15 +53,13 @@ async def page_windows(
     ts_of: Callable[[T], int],
     step: Step,
     *,
-    concurrency: int,
     on_window: Callable[[int], None] | None = None,
 ) -> list[T]:
-    """All windows, `concurrency` at a time; rows sorted by time. `on_window(n_rows)` reports progress."""
-    limit = asyncio.Semaphore(max(1, concurrency))
+    """All windows at once (the exchange client caps requests in flight); rows sorted by time.
+    `on_window(n_rows)` reports progress."""
 
     async def one(w: Range) -> list[T]:
-        async with limit:
-            got = await page_window(fetch, w, ts_of, step)
+        got = await page_window(fetch, w, ts_of, step)
         if on_window is not None:
             on_window(len(got))
         return got

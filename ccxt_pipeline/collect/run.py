@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -112,6 +112,35 @@ def _check_period(names: list[str], period: str) -> None:
             )
 
 
+@dataclass
+class Exchanges:
+    """Clients with markets loaded, for the exchanges that could be opened; why the others could not."""
+
+    clients: dict[str, ExchangeClient]
+    errors: dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def open_exchanges(
+    settings: Settings, names: Sequence[str], policy: RetryPolicy | None = None
+) -> AsyncIterator[Exchanges]:
+    """Open every exchange concurrently and close them all on exit; one failing to open is recorded."""
+    policy = policy or RetryPolicy.from_settings(settings.retry)
+    errors: dict[str, str] = {}
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def open_one(name: str) -> ExchangeClient | None:
+            client = ExchangeClient(name, settings.exchanges.get(name) or ExchangeSettings(), policy)
+            try:
+                return await stack.enter_async_context(client)
+            except ExchangeError as exc:
+                errors[name] = str(exc)
+                return None
+
+        opened = await asyncio.gather(*(open_one(n) for n in names))
+        yield Exchanges({n: c for n, c in zip(names, opened, strict=True) if c is not None}, errors)
+
+
 async def run_fetch(
     settings: Settings,
     request: FetchRequest,
@@ -123,38 +152,32 @@ async def run_fetch(
     """Fetch current values or history for `request`, store them (unless `store` is off) and report."""
     names = check_request(settings, request, clock())
     writer = CatalogWriter(settings.catalog_path) if request.store else None
-    policy = policy or RetryPolicy.from_settings(settings.retry)
-    reports = {n: ExchangeReport(n) for n in names}
-    async with contextlib.AsyncExitStack() as stack:
-        clients = await _open_clients(stack, settings, names, policy, reports)
-        _resolve_on_markets(request.symbols, clients, reports)
-        await asyncio.gather(
-            *(
-                _fetch_one(clients[n], request, reports[n], writer, progress or Progress(), clock)
-                for n in clients
-                if reports[n].instruments
-            )
+    async with open_exchanges(settings, names, policy) as exchanges:
+        return await fetch_on(exchanges, request, writer, progress=progress, clock=clock)
+
+
+async def fetch_on(
+    exchanges: Exchanges,
+    request: FetchRequest,
+    writer: CatalogWriter | None,
+    *,
+    progress: Progress | None = None,
+    clock: Callable[[], int] = now_ns,
+) -> FetchReport:
+    """Run `request` on exchanges already open (so several requests can share clients and their limits)."""
+    names = [*exchanges.clients, *exchanges.errors]
+    wanted = [get_venue(e).name for e in request.exchanges] if request.exchanges else names
+    reports = {n: ExchangeReport(n, error=exchanges.errors.get(n)) for n in names if n in wanted}
+    clients = {n: c for n, c in exchanges.clients.items() if n in reports}
+    _resolve_on_markets(request.symbols, clients, reports)
+    await asyncio.gather(
+        *(
+            _fetch_one(clients[n], request, reports[n], writer, progress or Progress(), clock)
+            for n in clients
+            if reports[n].instruments
         )
+    )
     return FetchReport(list(reports.values()))
-
-
-async def _open_clients(
-    stack: contextlib.AsyncExitStack,
-    settings: Settings,
-    names: list[str],
-    policy: RetryPolicy | None,
-    reports: dict[str, ExchangeReport],
-) -> dict[str, ExchangeClient]:
-    async def open_one(name: str) -> ExchangeClient | None:
-        client = ExchangeClient(name, settings.exchanges.get(name) or ExchangeSettings(), policy)
-        try:
-            return await stack.enter_async_context(client)
-        except ExchangeError as exc:
-            reports[name].error = str(exc)
-            return None
-
-    opened = await asyncio.gather(*(open_one(n) for n in names))
-    return {n: c for n, c in zip(names, opened, strict=True) if c is not None}
 
 
 def _resolve_on_markets(
@@ -223,23 +246,42 @@ async def _history(
     if kind is OPEN_INTEREST and not client.venue.oi_history_periods:
         report.notes.append(f"{client.name} {NO_HISTORY}")
         return
-    for inst in report.instruments:
-        stored = _stored_span(writer, kind, inst.instrument_id)
+    await asyncio.gather(
+        *(
+            _history_of(client, inst, kind, request, end, report, writer, progress, clock)
+            for inst in report.instruments
+        )
+    )
 
-        hooks = _Hooks(progress, client.name)
-        if kind is OPEN_INTEREST:
-            history: History = await open_interest_history(
-                client, inst, request.start, end, request.period, stored, clock=clock, hooks=hooks
-            )
-        else:
-            last_interval = _last_interval(writer, inst.instrument_id) if stored else None
-            history = await funding_history(
-                client, inst, request.start, end, stored, last_interval, clock=clock, hooks=hooks
-            )
-        report.records.extend(history.records)
-        report.gaps.extend(history.gaps)
-        report.notes.extend(history.notes)
-        await _store(writer, report, history.records, history.gaps)
+
+async def _history_of(
+    client: ExchangeClient,
+    inst: Instrument,
+    kind: DataKind,
+    request: FetchRequest,
+    end: int,
+    report: ExchangeReport,
+    writer: CatalogWriter | None,
+    progress: Progress,
+    clock: Callable[[], int],
+) -> None:
+    assert request.start is not None
+    stored = _stored_span(writer, kind, inst.instrument_id)
+
+    hooks = _Hooks(progress, client.name)
+    if kind is OPEN_INTEREST:
+        history: History = await open_interest_history(
+            client, inst, request.start, end, request.period, stored, clock=clock, hooks=hooks
+        )
+    else:
+        last_interval = _last_interval(writer, inst.instrument_id) if stored else None
+        history = await funding_history(
+            client, inst, request.start, end, stored, last_interval, clock=clock, hooks=hooks
+        )
+    report.records.extend(history.records)
+    report.gaps.extend(history.gaps)
+    report.notes.extend(history.notes)
+    await _store(writer, report, history.records, history.gaps)
 
 
 @dataclass

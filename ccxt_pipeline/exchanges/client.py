@@ -10,6 +10,7 @@ loaded on entry and the client is always closed on exit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from types import TracebackType
@@ -79,6 +80,7 @@ class ExchangeClient:
         cls = getattr(ccxt.pro, self.venue.ccxt_id)
         self.exchange: Any = cls(self.settings.ccxt_config(self.venue.ccxt_options))
         _check_every_answer(self.exchange)
+        self._in_flight = asyncio.Semaphore(self.venue.max_concurrency)
         if self.settings.sandbox:
             try:
                 self.exchange.set_sandbox_mode(True)
@@ -135,7 +137,8 @@ class ExchangeClient:
 
         async def once() -> Any:
             try:
-                return await fn(*args, **kwargs)
+                async with self._in_flight:  # held per try, not across the waits between retries
+                    return await fn(*args, **kwargs)
             except ExchangeError:
                 raise
             except Exception as exc:
