@@ -164,19 +164,21 @@ def test_injected_failures_end_in_the_clean_catalog(
     now = now_ns()
     to = now - now % FIVE_MIN - FIVE_MIN
     args = ("--from", iso(to - 3 * NS_PER_DAY), "--to", iso(to))
-    for kind, match in (
-        ("http_429", None),
-        ("http_503", None),
-        ("timeout", None),
-        ("malformed", None),
-        ("truncated", None),
-        ("short_page", None),
-    ):
-        sim.add_failure(FailureRule(kind=kind, match=match, every=3, times=3, timeout_s=5))
+    rules = [
+        FailureRule(kind="http_429", exchange="binance", match="openInterestHist", every=2, times=3),
+        FailureRule(kind="http_503", exchange="bybit", match="open-interest", times=3),  # a burst of three
+        FailureRule(kind="timeout", exchange="binance", match="fundingRate", times=1, timeout_s=5),
+        FailureRule(kind="malformed", exchange="hyperliquid", match="fundingHistory", every=2, times=2),
+        FailureRule(kind="truncated", exchange="bybit", match="funding/history", times=2),
+        FailureRule(kind="short_page", exchange="binance", match="openInterestHist", every=3, times=2),
+        FailureRule(kind="short_page", exchange="bybit", match="open-interest", every=4, times=2),
+    ]
+    for rule in rules:
+        sim.add_failure(rule)
     assert cli("fetch-oi", "BTCUSDT-PERP", "ETHUSDT-PERP", *args).exit_code == 0
     assert cli("fetch-funding", "BTCUSDT-PERP", "SOLUSDT-PERP", *args).exit_code == 0
-    fired = {r.kind: r.fired for r in sim.failure_rules}
-    assert all(n > 0 for n in fired.values()), fired
+    fired = [(r.kind, r.exchange, r.fired) for r in sim.failure_rules]
+    assert all(n > 0 for _, _, n in fired), fired
     faulty = _history_catalog(config_file)
 
     sim.clear_failures()

@@ -24,7 +24,7 @@ from ccxt_pipeline.cli.common import (
     print_json,
 )
 from ccxt_pipeline.collect import run
-from ccxt_pipeline.collect.run import DataType, FetchReport, FetchRequest, run_fetch
+from ccxt_pipeline.collect.run import DataType, ExchangeReport, FetchReport, FetchRequest, run_fetch
 from ccxt_pipeline.errors import PipelineError
 from ccxt_pipeline.models import FundingRateEstimate, OpenInterest
 from ccxt_pipeline.timeutil import PERIODS_NS, now_ns, ns_to_iso, parse_when
@@ -206,7 +206,7 @@ def _as_json(report: FetchReport, request: FetchRequest) -> dict[str, Any]:
                 "rows_already_stored": ex.already_stored,
                 "gaps": [g.model_dump() for g in ex.gaps],
                 "notes": ex.notes,
-                **({"records": [r.model_dump(mode="json") for r in ex.records]} if with_records else {}),
+                **({"records": _rows(ex)} if with_records else {}),
             }
             for ex in report.exchanges
         ]
@@ -219,6 +219,14 @@ def _table(*columns: str) -> Table:
     for name in columns:
         table.add_column(name, overflow="fold")
     return table
+
+
+def _rows(ex: ExchangeReport) -> list[dict[str, Any]]:
+    """Current values and history rows as plain dicts (timestamps stay integer nanoseconds)."""
+    rows = [r.model_dump(mode="json") for r in ex.records]
+    for table in ex.tables:
+        rows.extend(table.to_pylist())
+    return rows
 
 
 def _current_table(report: FetchReport, data: DataType) -> None:

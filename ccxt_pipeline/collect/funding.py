@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ccxt_pipeline.catalog.schema import FUNDING_RATE, to_table
 from ccxt_pipeline.collect.history import History, Hooks
 from ccxt_pipeline.collect.paging import page_windows
 from ccxt_pipeline.collect.plan import Range, missing_ranges
@@ -89,7 +90,7 @@ async def funding_history(
     interval = known_interval(client, inst.ccxt_symbol) or venue.default_funding_interval_minutes
     tail_step = (last_interval or venue.funding_interval_minutes or 60) * NS_PER_MINUTE
     ranges = missing_ranges(start, end, stored, head_step=_SHORTEST_INTERVAL, tail_step=tail_step)
-    out = History()
+    out = History(FUNDING_RATE, FUNDING_RATE.schema.empty_table())
     if not ranges:
         return out
     # Fetch one settlement further back than asked, so the first row's interval is known too.
@@ -120,7 +121,7 @@ async def funding_history(
     # Intervals come from the spacing to the settlement before, fetched too thanks to the padding.
     parsed = parse_funding_history(rows, inst, fixed_interval=venue.funding_interval_minutes)
     wanted = [r for r in parsed if any(rg.start <= r.ts_event <= rg.end for rg in ranges)]
-    out.records.extend(wanted)
+    out.table = to_table(FUNDING_RATE, wanted)
     out.gaps.extend(_holes(inst, wanted))
     return out
 

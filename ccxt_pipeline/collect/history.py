@@ -5,14 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ccxt_pipeline.models import CoverageGap, Record
+import pyarrow as pa
+
+from ccxt_pipeline.catalog.schema import DataKind
+from ccxt_pipeline.models import CoverageGap
 
 
 @dataclass
 class History:
-    """Rows fetched for one instrument, the gaps the exchange could not fill, and notes for the user."""
+    """Rows fetched for one instrument (an Arrow table of `kind`, validated), the gaps the exchange could
+    not fill, and notes for the user."""
 
-    records: list[Record] = field(default_factory=list)
+    kind: DataKind
+    table: pa.Table
     gaps: list[CoverageGap] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

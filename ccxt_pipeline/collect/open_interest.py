@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ccxt_pipeline.catalog.schema import OPEN_INTEREST
 from ccxt_pipeline.collect.history import History, Hooks
 from ccxt_pipeline.collect.paging import page_windows
 from ccxt_pipeline.collect.plan import (
@@ -27,7 +28,11 @@ from ccxt_pipeline.exchanges.client import ExchangeClient
 from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import CoverageGap, OpenInterest
 from ccxt_pipeline.parsers.common import positive
-from ccxt_pipeline.parsers.open_interest import parse_open_interest, parse_ticker_open_interest
+from ccxt_pipeline.parsers.open_interest import (
+    open_interest_history_table,
+    parse_open_interest,
+    parse_ticker_open_interest,
+)
 from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MINUTE, NS_PER_MS, PERIODS_NS, now_ns
 
 Clock = Callable[[], int]
@@ -87,7 +92,7 @@ async def open_interest_history(
     if not venue.oi_history_periods or not client.supports("fetchOpenInterestHistory"):
         raise NotSupportedError(venue.name, NO_HISTORY)
     step = PERIODS_NS[period]
-    out = History()
+    out = History(OPEN_INTEREST, OPEN_INTEREST.schema.empty_table())
     start, end = align_up(start, step), align_down(min(end, clock()), step)
     ranges = missing_ranges(start, end, stored, head_step=step, tail_step=step)
     if venue.oi_history_days is not None:
@@ -97,38 +102,66 @@ async def open_interest_history(
         ranges = _clip(ranges, inst, earliest, reason, out)
     windows = [w for r in ranges for w in grid_windows(r, step, venue.oi_history_limit)]
 
+    raw = venue.oi_history_raw
+    time_field = raw.time_field if raw else "timestamp"
+    market_id = client.market(inst.ccxt_symbol)["id"]
+
     async def fetch(w: Range) -> Sequence[dict[str, Any]]:
-        return await client.call(  # type: ignore[no-any-return]
-            "fetch_open_interest_history",
-            inst.ccxt_symbol,
-            period,
-            -(-w.start // NS_PER_MS),
-            venue.oi_history_limit,
-            {"until": w.end // NS_PER_MS},
-        )
+        since, until = -(-w.start // NS_PER_MS), w.end // NS_PER_MS
+        if raw is None:
+            return await client.call(  # type: ignore[no-any-return]
+                "fetch_open_interest_history",
+                inst.ccxt_symbol,
+                period,
+                since,
+                venue.oi_history_limit,
+                {"until": until},
+            )
+        params = {
+            **raw.params,
+            "symbol": market_id,
+            raw.period_param: raw.period_names[period],
+            "startTime": since,
+            "endTime": until,
+            "limit": venue.oi_history_limit,
+        }
+        answer: Any = await client.call(raw.method, params)
+        for key in raw.rows_path:
+            answer = answer[key]
+        return answer  # type: ignore[no-any-return]
+
+    def ts_of(row: Mapping[str, Any]) -> int:
+        return int(row[time_field]) * NS_PER_MS
 
     if hooks is not None:
         hooks.plan(len(windows))
     rows = await page_windows(
         fetch,
         windows,
-        _ts_ns,
+        ts_of,
         step,
         on_window=hooks.advance if hooks else None,
     )
     seen: set[int] = set()
+    on_grid = []
     for row in rows:
-        ts = _ts_ns(row)
+        ts = ts_of(row)
         if ts % step == 0 and ts not in seen:  # only points on the period's grid, once each
             seen.add(ts)
-            out.records.append(parse_open_interest(row, inst))
+            on_grid.append(row)
+    if raw is None:
+        out.table = open_interest_history_table(on_grid, inst)
+    else:
+        out.table = open_interest_history_table(
+            on_grid,
+            inst,
+            amount_field=raw.amount_field,
+            value_field=raw.value_field,
+            time_field=raw.time_field,
+        )
     for r in ranges:
         out.gaps.extend(_unserved(inst, r, step, seen))
     return out
-
-
-def _ts_ns(row: Mapping[str, Any]) -> int:
-    return int(row["timestamp"]) * NS_PER_MS
 
 
 def _clip(ranges: list[Range], inst: Instrument, earliest: int, reason: str, out: History) -> list[Range]:

@@ -15,7 +15,16 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, CatalogReader, CatalogWriter, DataKind
+import pyarrow as pa
+
+from ccxt_pipeline.catalog import (
+    FUNDING_RATE,
+    OPEN_INTEREST,
+    CatalogReader,
+    CatalogWriter,
+    DataKind,
+    WriteResult,
+)
 from ccxt_pipeline.collect.funding import current_funding, funding_history
 from ccxt_pipeline.collect.history import History
 from ccxt_pipeline.collect.open_interest import NO_HISTORY, current_open_interest, open_interest_history
@@ -52,6 +61,9 @@ class ExchangeReport:
     exchange: str
     instruments: list[Instrument] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
+    """Current values."""
+    tables: list[pa.Table] = field(default_factory=list)
+    """History rows, one Arrow table per instrument."""
     written: int = 0
     already_stored: int = 0
     gaps: list[CoverageGap] = field(default_factory=list)
@@ -112,19 +124,30 @@ def _check_period(names: list[str], period: str) -> None:
             )
 
 
-@dataclass
 class Exchanges:
-    """Clients with markets loaded, for the exchanges that could be opened; why the others could not."""
+    """Exchanges being opened concurrently. Each client is awaited on its own, so an exchange slow to load
+    its markets never holds up the others; `errors` says why an exchange could not be opened."""
 
-    clients: dict[str, ExchangeClient]
-    errors: dict[str, str]
+    def __init__(
+        self, opening: dict[str, asyncio.Task[ExchangeClient | None]], errors: dict[str, str]
+    ) -> None:
+        self._opening = opening
+        self.errors = errors
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._opening)
+
+    async def client(self, name: str) -> ExchangeClient | None:
+        """The open client, or None if it could not be opened (see `errors`)."""
+        return await self._opening[name]
 
 
 @contextlib.asynccontextmanager
 async def open_exchanges(
     settings: Settings, names: Sequence[str], policy: RetryPolicy | None = None
 ) -> AsyncIterator[Exchanges]:
-    """Open every exchange concurrently and close them all on exit; one failing to open is recorded."""
+    """Start opening every exchange at once; on exit, stop what is still opening and close every client."""
     policy = policy or RetryPolicy.from_settings(settings.retry)
     errors: dict[str, str] = {}
     async with contextlib.AsyncExitStack() as stack:
@@ -137,8 +160,13 @@ async def open_exchanges(
                 errors[name] = str(exc)
                 return None
 
-        opened = await asyncio.gather(*(open_one(n) for n in names))
-        yield Exchanges({n: c for n, c in zip(names, opened, strict=True) if c is not None}, errors)
+        tasks = {n: asyncio.create_task(open_one(n)) for n in names}
+        try:
+            yield Exchanges(tasks, errors)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
 async def run_fetch(
@@ -156,6 +184,54 @@ async def run_fetch(
         return await fetch_on(exchanges, request, writer, progress=progress, clock=clock)
 
 
+class _SymbolGate:
+    """Holds every write until each exchange has checked the symbols against its markets: a symbol that
+    no exchange lists is bad input, and bad input writes nothing. Fetching starts before that."""
+
+    def __init__(self, expected: int) -> None:
+        self._pending = expected
+        self._opened = 0
+        self._unknown: dict[str, list[str]] = {}
+        self.settled = asyncio.Event()
+        self.error: SymbolError | None = None
+
+    def checked(self, unknown: dict[str, str] | None) -> None:
+        """One exchange is done checking (`unknown`: symbol -> why), or could not be opened (None)."""
+        if unknown is not None:
+            self._opened += 1
+            for symbol, why in unknown.items():
+                self._unknown.setdefault(symbol, []).append(why)
+        self._pending -= 1
+        if self._pending == 0:
+            for whys in self._unknown.values():
+                if self._opened and len(whys) == self._opened:
+                    self.error = SymbolError(whys[0])
+                    break
+            self.settled.set()
+
+    async def wait(self) -> None:
+        await self.settled.wait()
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class _Sink:
+    """Where rows go: the catalog, once the symbol gate opens; writes run in a worker thread so other
+    exchanges' requests keep flowing meanwhile."""
+
+    writer: CatalogWriter
+    gate: _SymbolGate
+
+    async def write(self, records: Sequence[Record]) -> WriteResult:
+        await self.gate.wait()
+        return await asyncio.to_thread(self.writer.write, records)
+
+    async def write_table(self, kind: DataKind, table: pa.Table) -> WriteResult:
+        await self.gate.wait()
+        return await asyncio.to_thread(self.writer.write_table, kind, table)
+
+
 async def fetch_on(
     exchanges: Exchanges,
     request: FetchRequest,
@@ -164,55 +240,65 @@ async def fetch_on(
     progress: Progress | None = None,
     clock: Callable[[], int] = now_ns,
 ) -> FetchReport:
-    """Run `request` on exchanges already open (so several requests can share clients and their limits)."""
-    names = [*exchanges.clients, *exchanges.errors]
-    wanted = [get_venue(e).name for e in request.exchanges] if request.exchanges else names
-    reports = {n: ExchangeReport(n, error=exchanges.errors.get(n)) for n in names if n in wanted}
-    clients = {n: c for n, c in exchanges.clients.items() if n in reports}
-    _resolve_on_markets(request.symbols, clients, reports)
-    await asyncio.gather(
-        *(
-            _fetch_one(clients[n], request, reports[n], writer, progress or Progress(), clock)
-            for n in clients
-            if reports[n].instruments
+    """Run `request` on `exchanges` (several requests may share them, and their request limits)."""
+    wanted = [get_venue(e).name for e in request.exchanges] if request.exchanges else exchanges.names
+    reports = {n: ExchangeReport(n) for n in exchanges.names if n in wanted}
+    gate = _SymbolGate(len(reports))
+    sink = _Sink(writer, gate) if writer is not None else None
+    jobs = [
+        asyncio.create_task(
+            _exchange_job(exchanges, request, reports[n], sink, gate, progress or Progress(), clock)
         )
-    )
+        for n in reports
+    ]
+    try:
+        await gate.settled.wait()
+        if gate.error is not None:
+            raise gate.error
+        await asyncio.gather(*jobs)
+    finally:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
     return FetchReport(list(reports.values()))
 
 
-def _resolve_on_markets(
-    symbols: Sequence[str], clients: dict[str, ExchangeClient], reports: dict[str, ExchangeReport]
-) -> None:
-    """Each symbol on each exchange that lists it; a symbol no exchange lists is bad input."""
-    unknown: dict[str, list[str]] = {}
-    for name, client in clients.items():
-        markets = {name: list(client.markets)}
-        for symbol in symbols:
-            try:
-                found = resolve(symbol, [name], markets)
-            except SymbolError as exc:
-                unknown.setdefault(symbol, []).append(str(exc))
-                reports[name].notes.append(str(exc))
-                continue
-            reports[name].instruments.extend(i for i in found if i not in reports[name].instruments)
-    for errors in unknown.values():
-        if clients and len(errors) == len(clients):
-            raise SymbolError(errors[0])
-
-
-async def _fetch_one(
-    client: ExchangeClient,
+async def _exchange_job(
+    exchanges: Exchanges,
     request: FetchRequest,
     report: ExchangeReport,
-    writer: CatalogWriter | None,
+    sink: _Sink | None,
+    gate: _SymbolGate,
     progress: Progress,
     clock: Callable[[], int],
 ) -> None:
+    """One exchange: wait for its own client, check the symbols on its markets, fetch and store."""
+    unknown: dict[str, str] | None = None
+    try:
+        client = await exchanges.client(report.exchange)
+        if client is None:
+            report.error = exchanges.errors.get(report.exchange, "could not be opened")
+            return
+        unknown = {}
+        for symbol in request.symbols:
+            try:
+                found = resolve(symbol, [client.name], {client.name: list(client.markets)})
+            except SymbolError as exc:
+                unknown[symbol] = str(exc)
+                report.notes.append(str(exc))
+                continue
+            report.instruments.extend(i for i in found if i not in report.instruments)
+    finally:
+        gate.checked(unknown)
+    if not report.instruments:
+        return
     try:
         if request.start is None:
-            await _current(client, request, report, writer, clock)
+            await _current(client, request, report, sink, clock)
         else:
-            await _history(client, request, report, writer, progress, clock)
+            await _history(client, request, report, sink, progress, clock)
+    except SymbolError:
+        raise
     except PipelineError as exc:
         report.error = str(exc)
 
@@ -221,7 +307,7 @@ async def _current(
     client: ExchangeClient,
     request: FetchRequest,
     report: ExchangeReport,
-    writer: CatalogWriter | None,
+    sink: _Sink | None,
     clock: Callable[[], int],
 ) -> None:
     if request.data is DataType.OPEN_INTEREST:
@@ -229,14 +315,14 @@ async def _current(
     else:
         records = await current_funding(client, report.instruments, clock)
     report.records.extend(records)
-    await _store(writer, report, records)
+    await _store(sink, report, records)
 
 
 async def _history(
     client: ExchangeClient,
     request: FetchRequest,
     report: ExchangeReport,
-    writer: CatalogWriter | None,
+    sink: _Sink | None,
     progress: Progress,
     clock: Callable[[], int],
 ) -> None:
@@ -248,7 +334,7 @@ async def _history(
         return
     await asyncio.gather(
         *(
-            _history_of(client, inst, kind, request, end, report, writer, progress, clock)
+            _history_of(client, inst, kind, request, end, report, sink, progress, clock)
             for inst in report.instruments
         )
     )
@@ -261,12 +347,13 @@ async def _history_of(
     request: FetchRequest,
     end: int,
     report: ExchangeReport,
-    writer: CatalogWriter | None,
+    sink: _Sink | None,
     progress: Progress,
     clock: Callable[[], int],
 ) -> None:
     assert request.start is not None
-    stored = _stored_span(writer, kind, inst.instrument_id)
+    reader = sink.writer if sink is not None else None
+    stored = _stored_span(reader, kind, inst.instrument_id)
 
     hooks = _Hooks(progress, client.name)
     if kind is OPEN_INTEREST:
@@ -274,14 +361,14 @@ async def _history_of(
             client, inst, request.start, end, request.period, stored, clock=clock, hooks=hooks
         )
     else:
-        last_interval = _last_interval(writer, inst.instrument_id) if stored else None
+        last_interval = _last_interval(reader, inst.instrument_id) if stored else None
         history = await funding_history(
             client, inst, request.start, end, stored, last_interval, clock=clock, hooks=hooks
         )
-    report.records.extend(history.records)
+    report.tables.append(history.table)
     report.gaps.extend(history.gaps)
     report.notes.extend(history.notes)
-    await _store(writer, report, history.records, history.gaps)
+    await _store(sink, report, history=history)
 
 
 @dataclass
@@ -312,17 +399,17 @@ def _last_interval(reader: CatalogReader | None, iid: str) -> int | None:
 
 
 async def _store(
-    writer: CatalogWriter | None,
-    report: ExchangeReport,
-    records: Sequence[Record],
-    gaps: Sequence[CoverageGap] = (),
+    sink: _Sink | None, report: ExchangeReport, records: Sequence[Record] = (), history: History | None = None
 ) -> None:
-    """Write in a worker thread, so other exchanges' requests keep flowing meanwhile."""
-    if writer is None:
+    if sink is None:
         return
+    results = []
     if records:
-        result = await asyncio.to_thread(writer.write, records)
+        results.append(await sink.write(records))
+    if history is not None:
+        results.append(await sink.write_table(history.kind, history.table))
+        if history.gaps:
+            await sink.write(history.gaps)
+    for result in results:
         report.written += result.rows_written
         report.already_stored += result.rows_duplicate
-    if gaps:
-        await asyncio.to_thread(writer.write, gaps)

@@ -8,12 +8,16 @@ no value, it is amount x mark price, when a mark price is known, else left empty
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa
+
+from ccxt_pipeline.catalog.schema import OPEN_INTEREST, conform_table
 from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import OpenInterest, validate_record
 from ccxt_pipeline.parsers.common import info, ms_to_ns_or, number, positive
+from ccxt_pipeline.timeutil import NS_PER_MS
 
 
 def parse_open_interest(
@@ -74,3 +78,34 @@ def parse_ticker_open_interest(
             "open_interest_value": number(raw.get("openInterestValue")),
         },
     )
+
+
+def open_interest_history_table(
+    rows: Sequence[Mapping[str, Any]],
+    inst: Instrument,
+    *,
+    amount_field: str = "openInterestAmount",
+    value_field: str | None = "openInterestValue",
+    time_field: str = "timestamp",
+) -> pa.Table:
+    """History rows straight to a validated Arrow table, column by column: ccxt's unified rows (the
+    defaults) or an exchange's raw rows (Binance `sumOpenInterest`/`sumOpenInterestValue`, Bybit
+    `openInterest`), both in base units with exchange times in milliseconds (strings or numbers).
+
+    The bulk path: the same units and rules as :func:`parse_open_interest` (history: `ts_init = ts_event`),
+    checked by `conform_table` on whole columns instead of one model per row.
+    """
+    n = len(rows)
+    ts = pa.array([int(r[time_field]) * NS_PER_MS for r in rows], pa.int64())
+    values = [number(r.get(value_field)) for r in rows] if value_field else [None] * n
+    table = pa.table(
+        {
+            "exchange": pa.array([inst.exchange] * n, pa.string()),
+            "instrument_id": pa.array([inst.instrument_id] * n, pa.string()),
+            "open_interest": pa.array([number(r.get(amount_field)) for r in rows], pa.float64()),
+            "open_interest_value": pa.array(values, pa.float64()),
+            "ts_event": ts,
+            "ts_init": ts,
+        }
+    )
+    return conform_table(OPEN_INTEREST, table)

@@ -11,11 +11,15 @@ Shapes of the series:
   formatting them as decimal strings and parsing them back (what ccxt does) gives the same float;
 - funding rates are hashed per settlement time, scaled by the funding interval (interval/8 of an 8h rate).
 
+The point functions are memoised (pure, so a cache changes nothing but speed): the simulator must answer
+in its configured latency, not in the time it takes to compute a month of 5-minute points.
+
 Symbols are the exchanges' own ids (`BTCUSDT`, or the coin `BTC` on Hyperliquid).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Iterator
@@ -328,6 +332,7 @@ def _underlying(seed: int, coin: str, t_ms: int) -> float:
     return base * factor
 
 
+@functools.lru_cache(maxsize=1 << 20)
 def mark_price(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
     """Mark price at `t_ms`, rounded as the exchange prints it."""
     inst = instrument(exchange, symbol)
@@ -335,6 +340,7 @@ def mark_price(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
     return _round_price(inst, _underlying(seed, inst.base, t_ms) * basis)
 
 
+@functools.lru_cache(maxsize=1 << 20)
 def index_price(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
     """Index (Hyperliquid: oracle) price at `t_ms`, rounded as the exchange prints it."""
     inst = instrument(exchange, symbol)
@@ -342,6 +348,7 @@ def index_price(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
     return _round_price(inst, _underlying(seed, inst.base, t_ms) * spread)
 
 
+@functools.lru_cache(maxsize=1 << 20)
 def open_interest(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
     """Open interest in base units (contract size 1) at `t_ms`, rounded to the exchange's amount step."""
     inst = instrument(exchange, symbol)
