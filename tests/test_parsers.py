@@ -11,7 +11,11 @@ import pytest
 from ccxt_pipeline.errors import RecordError
 from ccxt_pipeline.instruments import instrument_for
 from ccxt_pipeline.parsers.funding import interval_between, parse_funding_estimate, parse_funding_history
-from ccxt_pipeline.parsers.open_interest import parse_open_interest, parse_ticker_open_interest
+from ccxt_pipeline.parsers.open_interest import (
+    open_interest_history_table,
+    parse_open_interest,
+    parse_ticker_open_interest,
+)
 from ccxt_pipeline.timeutil import NS_PER_HOUR, NS_PER_MS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ccxt"
@@ -114,3 +118,40 @@ def test_interval_between_rejects_odd_spacing() -> None:
     assert interval_between(0, 8 * NS_PER_HOUR + 5 * NS_PER_MS) == 480
     assert interval_between(0, 16 * NS_PER_HOUR) is None
     assert interval_between(None, 1) is None
+
+
+def test_raw_binance_history_rows_to_a_validated_table() -> None:
+    # Binance's documented sample (Open Interest Statistics): strings, base units and quote value.
+    rows = [
+        {
+            "symbol": "BTCUSDT",
+            "sumOpenInterest": "20403.63700000",
+            "sumOpenInterestValue": "150570784.07809979",
+            "timestamp": 1583127900000,
+        },
+        {
+            "symbol": "BTCUSDT",
+            "sumOpenInterest": "20401.36700000",
+            "sumOpenInterestValue": "149940752.14464448",
+            "timestamp": 1583128200000,
+        },
+    ]
+    table = open_interest_history_table(
+        rows, BTC_BINANCE, amount_field="sumOpenInterest", value_field="sumOpenInterestValue"
+    )
+    assert table.column("open_interest").to_pylist() == [20403.637, 20401.367]
+    assert table.column("open_interest_value").to_pylist() == [150570784.07809979, 149940752.14464448]
+    assert (
+        table.column("ts_event").to_pylist()
+        == table.column("ts_init").to_pylist()
+        == [
+            1583127900000 * NS_PER_MS,
+            1583128200000 * NS_PER_MS,
+        ]
+    )
+
+
+def test_raw_history_with_a_negative_amount_is_refused() -> None:
+    rows = [{"openInterest": "-1", "timestamp": "1739725200000"}]
+    with pytest.raises(RecordError, match=r"OpenInterest.open_interest: must be >= 0 \(got -1.0 at row 0\)"):
+        open_interest_history_table(rows, BTC_BYBIT, amount_field="openInterest", value_field=None)

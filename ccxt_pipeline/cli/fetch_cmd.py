@@ -221,6 +221,11 @@ def _table(*columns: str) -> Table:
     return table
 
 
+def _minute(ns: int, seconds: bool = False) -> str:
+    """`2026-11-21 01:09` (UTC), for tables."""
+    return ns_to_iso(ns)[: 19 if seconds else 16].replace("T", " ")
+
+
 def _rows(ex: ExchangeReport) -> list[dict[str, Any]]:
     """Current values and history rows as plain dicts (timestamps stay integer nanoseconds)."""
     rows = [r.model_dump(mode="json") for r in ex.records]
@@ -240,9 +245,7 @@ def _current_table(report: FetchReport, data: DataType) -> None:
                     ex.exchange, r.instrument_id, f"{r.open_interest:,.4f}", value, ns_to_iso(r.ts_event)[:19]
                 )
     else:
-        table = Table(
-            "exchange", "instrument id", "rate", "interval", "next funding (UTC)", "mark", "time (UTC)"
-        )
+        table = _table("exchange", "instrument id", "rate", "interval", "next funding (UTC)", "mark")
         for ex in report.exchanges:
             for r in ex.records:
                 assert isinstance(r, FundingRateEstimate)
@@ -251,9 +254,8 @@ def _current_table(report: FetchReport, data: DataType) -> None:
                     r.instrument_id,
                     f"{r.rate:+.6%}",
                     f"{r.interval_minutes // 60}h" if r.interval_minutes else "-",
-                    ns_to_iso(r.next_funding_ns)[:19] if r.next_funding_ns else "-",
-                    f"{r.mark_price:,.4f}" if r.mark_price else "-",
-                    ns_to_iso(r.ts_event)[:19],
+                    _minute(r.next_funding_ns) if r.next_funding_ns else "-",
+                    f"{r.mark_price:,.2f}" if r.mark_price else "-",
                 )
     out.print(table)
 
@@ -272,7 +274,7 @@ def _history_table(report: FetchReport) -> None:
     for ex in report.exchanges:
         for g in ex.gaps:
             out.print(
-                f"gap: {g.instrument_id} {g.data_type} {ns_to_iso(g.ts_event)[:19]} .. {ns_to_iso(g.end_ns)[:19]}: "
+                f"gap: {g.instrument_id} {g.data_type} {_minute(g.ts_event)} .. {_minute(g.end_ns)} UTC: "
                 f"{g.reason}",
                 markup=False,
             )
