@@ -31,11 +31,6 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-def ms_to_ns(ms: int | float | str) -> int:
-    """Milliseconds (as exchanges send them, sometimes as strings) to integer nanoseconds, exactly."""
-    return int(ms) * NS_PER_MS
-
-
 def ns_to_stamp(ns: int) -> str:
     """`1735689600000000000` -> `2025-01-01T00-00-00-000000000Z` (the file-name form)."""
     seconds, frac = divmod(ns, NS_PER_SECOND)
@@ -69,11 +64,6 @@ def ns_to_iso(ns: int) -> str:
     """`1735689600000000000` -> `2025-01-01T00:00:00.000000000Z`, for people."""
     seconds, frac = divmod(ns, NS_PER_SECOND)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
-
-
-def day_start(ns: int) -> int:
-    """Start of the UTC day holding `ns`."""
-    return ns - ns % NS_PER_DAY
 
 
 _RELATIVE = re.compile(r"^(\d+)([mhdw])$")

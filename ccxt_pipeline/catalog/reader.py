@@ -21,7 +21,7 @@ from ccxt_pipeline.catalog.layout import (
     parse_file_name,
     stamp_bounds,
 )
-from ccxt_pipeline.catalog.schema import KINDS, DataKind, from_table
+from ccxt_pipeline.catalog.schema import DataKind, from_table
 from ccxt_pipeline.errors import CatalogError
 from ccxt_pipeline.models import Record
 from ccxt_pipeline.venues import get_venue
@@ -36,10 +36,6 @@ class CatalogReader:
     def instruments(self, kind: DataKind) -> list[str]:
         """Instrument ids that have a folder for `kind`."""
         return list_instruments(self.root, kind)
-
-    def kinds(self) -> list[DataKind]:
-        """The data types that hold at least one instrument."""
-        return [k for k in KINDS.values() if self.instruments(k)]
 
     def last_timestamp(self, kind: DataKind, instrument_id: str) -> int | None:
         """The newest `ts_init` stored for the instrument, from file names alone; None if nothing is stored."""

@@ -142,15 +142,10 @@ KINDS: dict[str, DataKind] = {
     k.name: k for k in (OPEN_INTEREST, FUNDING_RATE, FUNDING_ESTIMATE, LIQUIDATION, COVERAGE_GAP)
 }
 _BY_MODEL: dict[type[Record], DataKind] = {k.model: k for k in KINDS.values()}
-_BY_DIR: dict[str, DataKind] = {k.type_dir: k for k in KINDS.values()}
 
 
 def kind_of(model: type[Record]) -> DataKind:
     return _BY_MODEL[model]
-
-
-def kind_for_dir(type_dir: str) -> DataKind | None:
-    return _BY_DIR.get(type_dir)
 
 
 def get_kind(name: str) -> DataKind:

@@ -332,43 +332,27 @@ async def _history(
     if kind is OPEN_INTEREST and not client.venue.oi_history_periods:
         report.notes.append(f"{client.name} {NO_HISTORY}")
         return
-    await asyncio.gather(
-        *(
-            _history_of(client, inst, kind, request, end, report, sink, progress, clock)
-            for inst in report.instruments
-        )
-    )
-
-
-async def _history_of(
-    client: ExchangeClient,
-    inst: Instrument,
-    kind: DataKind,
-    request: FetchRequest,
-    end: int,
-    report: ExchangeReport,
-    sink: _Sink | None,
-    progress: Progress,
-    clock: Callable[[], int],
-) -> None:
-    assert request.start is not None
-    reader = sink.writer if sink is not None else None
-    stored = _stored_span(reader, kind, inst.instrument_id)
-
+    start = request.start
     hooks = _Hooks(progress, client.name)
-    if kind is OPEN_INTEREST:
-        history: History = await open_interest_history(
-            client, inst, request.start, end, request.period, stored, clock=clock, hooks=hooks
-        )
-    else:
-        last_interval = _last_interval(reader, inst.instrument_id) if stored else None
-        history = await funding_history(
-            client, inst, request.start, end, stored, last_interval, clock=clock, hooks=hooks
-        )
-    report.tables.append(history.table)
-    report.gaps.extend(history.gaps)
-    report.notes.extend(history.notes)
-    await _store(sink, report, history=history)
+    reader = sink.writer if sink is not None else None
+
+    async def one(inst: Instrument) -> None:
+        stored = _stored_span(reader, kind, inst.instrument_id)
+        if kind is OPEN_INTEREST:
+            history: History = await open_interest_history(
+                client, inst, start, end, request.period, stored, clock=clock, hooks=hooks
+            )
+        else:
+            last_interval = _last_interval(reader, inst.instrument_id) if stored else None
+            history = await funding_history(
+                client, inst, start, end, stored, last_interval, clock=clock, hooks=hooks
+            )
+        report.tables.append(history.table)
+        report.gaps.extend(history.gaps)
+        report.notes.extend(history.notes)
+        await _store(sink, report, history=history)
+
+    await asyncio.gather(*(one(inst) for inst in report.instruments))
 
 
 @dataclass
