@@ -6,12 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from ccxt_pipeline.catalog import COVERAGE_GAP, FUNDING_ESTIMATE, FUNDING_RATE, OPEN_INTEREST, CatalogReader
+from ccxt_pipeline.cli import app
 from ccxt_pipeline.simulator import data
 from ccxt_pipeline.simulator.server import ExchangeSimulator, FailureRule
 from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MINUTE, NS_PER_MS, now_ns, ns_to_iso
 from tests.catalog_checks import assert_catalog_invariants
+from tests.conftest import sim_settings
 
 IDS = {
     "binance": "BTCUSDT-PERP.BINANCE",
@@ -189,10 +193,6 @@ def test_injected_failures_end_in_the_clean_catalog(
             str(config_file.parent / "catalog"), str(clean_cfg.parent / "catalog")
         )
     )
-    from typer.testing import CliRunner
-
-    from ccxt_pipeline.cli import app
-
     runner = CliRunner()
     for cmd in (
         ("fetch-oi", "BTCUSDT-PERP", "ETHUSDT-PERP"),
@@ -238,3 +238,36 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(cli, config_file: Path
     assert message in lines[0]
     data_dir = config_file.parent / "catalog" / "data"
     assert not data_dir.exists() or not list(data_dir.rglob("*.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"schedule": {"funding_secnds": 60}}, "unknown key 'schedule.funding_secnds'"),
+        ({"schedule": {"funding_seconds": "hourly"}}, "schedule.funding_seconds"),
+        ({"exchanges": ["binance", "krakken"]}, "unknown exchange 'krakken'"),
+    ],
+)
+def test_bad_config_is_one_line_nonzero_and_writes_nothing(sim, tmp_path: Path, change, message) -> None:
+    settings = sim_settings(sim, tmp_path / "catalog")
+    settings.update(change)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    result = CliRunner().invoke(app, ["fetch-oi", "BTCUSDT-PERP", "--config", str(path)])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert str(path) in lines[0]  # names the file
+    assert not (tmp_path / "catalog").exists()
+    assert sum(sim.requests.values()) == 0  # nothing was even asked
+
+
+def test_unwritable_catalog_path_is_one_line_and_asks_nothing(cli, sim, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = cli("fetch-oi", "BTCUSDT-PERP", "--catalog", str(blocker / "catalog"))
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "is not writable" in result.stderr
+    assert sum(sim.requests.values()) == 0
