@@ -139,8 +139,11 @@ VENUES: dict[str, Venue] = {
             # Hyperliquid perps settle in USDC; NautilusTrader names them `BTC-USD-PERP`.
             id_template="{base}-USD-PERP",
             settle="USDC",
-            # Perpetuals only: load_markets makes 1 request instead of 4 (spot and HIP-3 dexes skipped).
-            ccxt_options={"options": {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}}},
+            # Perpetuals only, and no currency list: load_markets makes 1 request instead of 5.
+            ccxt_options={
+                "options": {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
+                "has": {"fetchCurrencies": False},
+            },
             current_oi="open_interests",
             funding_history_limit=500,
             funding_interval_minutes=60,

@@ -166,6 +166,8 @@ class _ProgressBars(run.Progress):
             self.bars.stop()
 
     def plan(self, exchange: str, windows: int) -> None:
+        if not windows:
+            return  # nothing to fetch: no bar
         if not self.tasks:
             self.bars.start()  # only once there is something to show: bad input prints just its line
         if exchange not in self.tasks:
@@ -174,7 +176,9 @@ class _ProgressBars(run.Progress):
         self.bars.update(task, total=(self.bars.tasks[task].total or 0) + windows)
 
     def advance(self, exchange: str, rows: int) -> None:
-        task = self.tasks[exchange]
+        task = self.tasks.get(exchange)
+        if task is None:
+            return
         self.bars.update(task, advance=1, rows=self.bars.tasks[task].fields["rows"] + rows)
 
 
