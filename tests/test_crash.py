@@ -34,11 +34,8 @@ def expected_keys(seed: int, returned: int) -> dict[str, set[tuple]]:
     rng = random.Random(seed)
     keys: dict[str, set[tuple]] = {"open_interest": set(), "liquidation": set()}
     for n in range(returned):
-        for r in batch(n, rng):
-            kind = OPEN_INTEREST if r.__class__.__name__ == "OpenInterest" else LIQUIDATION
-            keys[kind.name].add(
-                tuple(getattr(r, c).value if c == "side" else getattr(r, c) for c in kind.key)
-            )
+        for kind, table in batch(n, rng):
+            keys[kind.name].update(zip(*(table.column(c).to_pylist() for c in kind.key), strict=True))
     return keys
 
 
