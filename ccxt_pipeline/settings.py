@@ -118,6 +118,21 @@ class ScheduleSettings(_Section):
     funding_seconds: int = Field(default=3600, gt=0)
 
 
+class StreamSettings(_Section):
+    """Live streams (liquidations): flushing, staleness and reconnects."""
+
+    flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    """The writer flushes at least this often; a SIGKILL loses at most this much."""
+    stale_seconds: float = Field(default=30.0, gt=0)
+    """A connection with no frame and no pong for this long is dropped and reopened."""
+    reconnect_max_seconds: float = Field(default=30.0, gt=0)
+    """Cap of the jittered exponential backoff between reconnects."""
+    queue_size: int = Field(default=100_000, ge=100)
+    """Events buffered between the sockets and the writer."""
+    health_seconds: float = Field(default=5.0, gt=0)
+    """How often the health line is shown."""
+
+
 class RetrySettings(_Section):
     """Retries of temporary exchange failures: capped, jittered exponential backoff honouring Retry-After."""
 
@@ -189,6 +204,7 @@ class Settings(BaseSettings):
     symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT-PERP", "ETHUSDT-PERP"])
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

@@ -36,6 +36,27 @@ class RawHistory:
 
 
 @dataclass(frozen=True)
+class LiquidationWire:
+    """How an exchange's public liquidation websocket messages read (the raw payload ccxt.pro receives)."""
+
+    items_key: str
+    """Key of the liquidation item(s) in a message: one dict, or a list of dicts."""
+    long_liquidated: str
+    """The wire `side` value that means a LONG position was liquidated."""
+    short_liquidated: str
+    quantity_field: str
+    """Quantity in contracts (x contract size = base units)."""
+    price_field: str
+    all_market: bool
+    """Whether one subscription can cover every symbol (`--all`)."""
+    source: str
+    """The exchange's documentation of the stream and of its `side`."""
+    symbol_field: str = "s"
+    side_field: str = "S"
+    time_field: str = "T"
+
+
+@dataclass(frozen=True)
 class Venue:
     name: str
     """Our name for the exchange, as users type it (`binance`)."""
@@ -67,6 +88,9 @@ class Venue:
     """A funding interval every symbol shares (Hyperliquid: 60), else None."""
     default_funding_interval_minutes: int | None = None
     """The interval of a symbol the exchange's interval list leaves out (Binance lists only non-8h ones)."""
+    liquidations: LiquidationWire | None = None
+    """The public market-wide liquidation stream, if the exchange has one."""
+    no_liquidations_reason: str = "offers no public market-wide liquidation stream"
     market_funding_interval_field: str | None = None
     """The key of ccxt's `market['info']` holding the symbol's current funding interval in minutes."""
     max_concurrency: int = 4
@@ -97,6 +121,17 @@ VENUES: dict[str, Venue] = {
             oi_history_days=30,
             funding_history_limit=1000,
             default_funding_interval_minutes=480,
+            # forceOrder: `S` is the side of the liquidation ORDER, so SELL closes a long; ccxt reads the
+            # quantity from `l` (last filled) and the price from `ap` (average price).
+            liquidations=LiquidationWire(
+                items_key="o",
+                long_liquidated="SELL",
+                short_liquidated="BUY",
+                quantity_field="l",
+                price_field="ap",
+                all_market=True,
+                source="https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Liquidation-Order-Streams",
+            ),
             max_concurrency=8,
         ),
         Venue(
@@ -130,6 +165,16 @@ VENUES: dict[str, Venue] = {
             ),
             oi_history_limit=200,
             funding_history_limit=200,
+            # allLiquidation: `S` is the POSITION side, so Buy means a long was liquidated.
+            liquidations=LiquidationWire(
+                items_key="data",
+                long_liquidated="Buy",
+                short_liquidated="Sell",
+                quantity_field="v",
+                price_field="p",
+                all_market=False,
+                source="https://bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation",
+            ),
             max_concurrency=5,  # Bybit: 600 requests per 5 s per IP; 5 in flight at 50 ms stays under it
         ),
         Venue(
@@ -147,6 +192,10 @@ VENUES: dict[str, Venue] = {
             current_oi="open_interests",
             funding_history_limit=500,
             funding_interval_minutes=60,
+            no_liquidations_reason=(
+                "offers no public market-wide liquidation stream: its public websocket shows liquidation "
+                "fills per wallet only (userFills), so market-wide feeds exist only from third-party indexers"
+            ),
             max_concurrency=4,
         ),
         Venue(

@@ -12,6 +12,7 @@ from ccxt_pipeline.cli import config_cmd
 from ccxt_pipeline.cli.common import EXIT_CODES_HELP
 from ccxt_pipeline.cli.fetch_cmd import fetch_funding, fetch_oi
 from ccxt_pipeline.cli.instruments_cmd import instruments
+from ccxt_pipeline.cli.stream_cmd import stream_liquidations
 
 app = typer.Typer(
     name="ccxt-cli",
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.command("fetch-oi")(fetch_oi)
 app.command("fetch-funding")(fetch_funding)
+app.command("stream-liquidations")(stream_liquidations)
 app.command("instruments")(instruments)
 app.add_typer(config_cmd.app, name="config")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -22,7 +22,7 @@ import ccxt.pro
 from ccxt_pipeline.errors import ExchangeError, NotSupportedError
 from ccxt_pipeline.exchanges.errors import retry_after_seconds, translate
 from ccxt_pipeline.exchanges.retry import RetryPolicy, with_retries
-from ccxt_pipeline.settings import ExchangeSettings
+from ccxt_pipeline.settings import ExchangeSettings, deep_merge
 from ccxt_pipeline.venues import Venue, get_venue
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,16 @@ class ExchangeClient:
     """A ccxt exchange with retries, error translation and capability checks."""
 
     def __init__(
-        self, name: str, settings: ExchangeSettings | None = None, policy: RetryPolicy | None = None
+        self,
+        name: str,
+        settings: ExchangeSettings | None = None,
+        policy: RetryPolicy | None = None,
+        *,
+        subclass: Callable[[type[Any]], type[Any]] | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
+        """`subclass` may wrap the ccxt class (the liquidation tap does); `config` is merged into the
+        constructor config under the user's own `ccxt` block."""
         self.venue: Venue = get_venue(name)
         self.name = self.venue.name
         self.settings = settings or ExchangeSettings()
@@ -78,7 +86,10 @@ class ExchangeClient:
             if s
         ]
         cls = getattr(ccxt.pro, self.venue.ccxt_id)
-        self.exchange: Any = cls(self.settings.ccxt_config(self.venue.ccxt_options))
+        if subclass is not None:
+            cls = subclass(cls)
+        base = deep_merge(self.venue.ccxt_options, config or {})
+        self.exchange: Any = cls(self.settings.ccxt_config(base))
         _check_every_answer(self.exchange)
         self._in_flight = asyncio.Semaphore(self.venue.max_concurrency)
         if self.settings.sandbox:

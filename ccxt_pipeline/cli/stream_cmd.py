@@ -1,0 +1,147 @@
+"""`ccxt-cli stream-liquidations`: live liquidations from several exchanges into the catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from ccxt_pipeline.cli.common import (
+    EXIT_CODES_HELP,
+    CatalogOption,
+    ConfigOption,
+    ExchangeOption,
+    JsonOption,
+    err,
+    guarded,
+    load,
+)
+from ccxt_pipeline.errors import PipelineError
+from ccxt_pipeline.models import Liquidation, Record
+from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest, StreamSummary
+from ccxt_pipeline.timeutil import now_ns, ns_to_iso
+
+
+@guarded
+def stream_liquidations(
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Symbols (BTCUSDT-PERP ...). Default: the `symbols` setting.", show_default=False
+        ),
+    ] = None,
+    all_market: Annotated[
+        bool,
+        typer.Option("--all", help="Every symbol, where the exchange has an all-market stream (Binance)."),
+    ] = False,
+    exchange: ExchangeOption = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration",
+            help="Stop after this long: 90s, 10m, 2h (default: until Ctrl-C).",
+            show_default=False,
+        ),
+    ] = None,
+    catalog: CatalogOption = None,
+    config: ConfigOption = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Print events, write nothing.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Stream liquidations live from Binance and Bybit into the catalog, with a health line every few seconds.
+
+    Each event shows the side of the position that was liquidated (LONG or SHORT), the quantity in base units, the price and the notional. Every disconnect is recorded as a gap. Ctrl-C (or SIGTERM) flushes everything received and prints a summary. Hyperliquid has no public market-wide liquidation stream.
+
+    Examples:
+
+      ccxt-cli stream-liquidations BTCUSDT-PERP ETHUSDT-PERP
+
+      ccxt-cli stream-liquidations --all -e binance --duration 10m --json
+    """
+    settings = load(config, catalog)
+    seconds = _duration(duration) if duration else None
+    request = StreamRequest(symbols or (), exchange or (), all_market, seconds, store=not no_store)
+    stream = LiquidationStream(settings, request, on_records=_printer(json_out))
+    for note in stream.notes:
+        err.print(f"note: {note}", markup=False)
+    summary = asyncio.run(_run(stream, settings.stream.health_seconds))
+    if json_out:
+        sys.stdout.write(json.dumps({"summary": summary.as_dict()}) + "\n")
+    else:
+        _print_summary(summary)
+
+
+stream_liquidations.__doc__ = f"{stream_liquidations.__doc__}\n\n    {EXIT_CODES_HELP}"
+
+
+async def _run(stream: LiquidationStream, health_seconds: float) -> StreamSummary:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    reporter = asyncio.create_task(_health_lines(stream, health_seconds))
+    try:
+        return await stream.run(stop)
+    finally:
+        reporter.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+async def _health_lines(stream: LiquidationStream, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        now = now_ns()
+        err.print("health  " + " | ".join(h.line(now) for h in stream.health.values()), markup=False)
+
+
+def _printer(json_out: bool) -> Callable[[list[Record]], None]:
+    def show(records: list[Record]) -> None:
+        lines = []
+        for r in records:
+            if not isinstance(r, Liquidation):
+                continue
+            if json_out:
+                lines.append(json.dumps(r.model_dump(mode="json")))
+            else:
+                lines.append(
+                    f"{ns_to_iso(r.ts_event)[:23]}Z  {r.exchange:<8} {r.instrument_id:<26} {r.side.value:<5} "
+                    f"qty {r.quantity:<14g} price {r.price:<12g} notional {r.notional:,.2f}"
+                )
+        if lines:
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()
+
+    return show
+
+
+def _print_summary(summary: StreamSummary) -> None:
+    err.print(
+        f"stopped after {summary.seconds:.1f}s: {summary.rows_written} liquidations written, "
+        f"{summary.gaps_written} gap rows recorded",
+        markup=False,
+    )
+    now = now_ns()
+    for h in summary.health.values():
+        err.print("  " + h.line(now), markup=False)
+    if summary.dropped_batches:
+        err.print(f"[bold red]{summary.dropped_batches} batches dropped: the writer fell behind[/]")
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip()
+    if len(value) < 2 or value[-1] not in units or not value[:-1].replace(".", "", 1).isdigit():
+        raise PipelineError(f"--duration: cannot read {text!r}; use a number and a unit: 90s, 10m, 2h")
+    return float(value[:-1]) * units[value[-1]]
+
+
+__all__ = ["stream_liquidations"]

@@ -1,0 +1,176 @@
+"""The tap: what each liquidation message, connection and disconnection does, hooked into ccxt.pro.
+
+Two ccxt.pro bugs lose liquidations (docs/exchanges.md): its ws parsers leave the value empty (no contract
+size), and `watch_liquidations` returns only the item of the message that woke it, so a burst that arrives
+before the next `await` is dropped from what it returns. The tap therefore never uses what `watch_*`
+returns: a subclass of the ccxt class sees every raw message in `handle_liquidation`, and our own parser
+turns it into records (with side, units and notional right) before ccxt's own handling runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from ccxt_pipeline.errors import RecordError, SymbolError
+from ccxt_pipeline.instruments import Instrument, instrument_for
+from ccxt_pipeline.models import CoverageGap, Record
+from ccxt_pipeline.parsers.liquidations import parse_liquidation_message
+from ccxt_pipeline.stream.health import ExchangeHealth
+from ccxt_pipeline.timeutil import NS_PER_MS
+from ccxt_pipeline.venues import LiquidationWire, Venue
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+Emit = Callable[[list[Record]], None]
+
+_SEEN_MAX = 200_000
+"""Event keys remembered for de-duplication (duplicate frames, replays after a reconnect)."""
+
+
+class Tap:
+    """Per-exchange bookkeeping: parse, de-duplicate, emit; connection state, gaps and health."""
+
+    def __init__(
+        self, venue: Venue, health: ExchangeHealth, emit: Emit, clock: Clock, gap_ids: list[str]
+    ) -> None:
+        assert venue.liquidations is not None
+        self.venue = venue
+        self.wire: LiquidationWire = venue.liquidations
+        self.health = health
+        self.emit = emit
+        self.clock = clock
+        self.gap_ids = gap_ids
+        """Instrument ids a disconnect is recorded under (the subscribed ones, or `MARKET.<VENUE>`)."""
+        self._markets: dict[str, tuple[Instrument, float] | None] = {}
+        self._exchange: Any = None
+        self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._gap_start: int | None = None
+
+    def bind(self, exchange: Any) -> None:
+        """The ccxt exchange whose markets translate wire symbols."""
+        self._exchange = exchange
+
+    def lookup(self, market_id: str) -> tuple[Instrument, float] | None:
+        if market_id not in self._markets:
+            self._markets[market_id] = self._resolve(market_id)
+        return self._markets[market_id]
+
+    def _resolve(self, market_id: str) -> tuple[Instrument, float] | None:
+        market = self._exchange.safe_market(market_id, None, None, "swap") if self._exchange else None
+        if not market or not market.get("linear") or not market.get("symbol"):
+            return None  # spot, inverse or unknown: not a market we keep
+        try:
+            inst = instrument_for(self.venue.name, market["symbol"])
+        except SymbolError:
+            return None
+        return inst, float(market.get("contractSize") or 1.0)
+
+    # --- hooks called from the ccxt subclass -------------------------------------------------------------
+
+    def frame(self) -> None:
+        self.health.last_frame_ns = self.clock()
+
+    def liquidation(self, message: Any) -> None:
+        received = self.clock()
+        try:
+            records = parse_liquidation_message(message, self.wire, self.lookup, received_ns=received)
+        except (RecordError, TypeError, ValueError, AttributeError) as exc:
+            self.health.record_error(f"bad liquidation message: {exc}")
+            log.warning("%s: skipped a bad liquidation message: %s", self.venue.name, str(message)[:300])
+            return
+        fresh: list[Record] = []
+        for r in records:
+            key = (r.instrument_id, r.ts_event, r.side, r.price, r.quantity)
+            if key in self._seen:
+                self.health.duplicates += 1
+                continue
+            self._seen[key] = None
+            if len(self._seen) > _SEEN_MAX:
+                self._seen.popitem(last=False)
+            self.health.saw_event(received, r.ts_event)
+            fresh.append(r)
+        if fresh:
+            self.emit(fresh)
+
+    def connected(self) -> None:
+        now = self.clock()
+        self.health.connected = True
+        self.health.last_frame_ns = now
+        if self._gap_start is not None:
+            self._close_gap(now)
+
+    def disconnected(self, reason: str, last_pong_ms: int | None = None) -> None:
+        """The connection is gone; the gap starts when it was last known alive."""
+        if not self.health.connected:
+            return
+        self.health.connected = False
+        alive = max(self.health.last_frame_ns or 0, (last_pong_ms or 0) * NS_PER_MS) or self.clock()
+        self._gap_start = alive
+        log.warning("%s: liquidation stream disconnected: %s", self.venue.name, reason)
+
+    def _close_gap(self, end: int) -> None:
+        start, self._gap_start = self._gap_start, None
+        assert start is not None
+        if end <= start:
+            return
+        self.health.gaps += 1
+        self.emit(
+            [
+                CoverageGap(
+                    exchange=self.venue.name,
+                    instrument_id=iid,
+                    data_type="liquidation",
+                    ts_event=start,
+                    ts_init=start,
+                    end_ns=end,
+                    reason="liquidation stream disconnected",
+                )
+                for iid in self.gap_ids
+            ]
+        )
+
+    def finish(self) -> None:
+        """At shutdown: a gap still open ends now (the stream stopped listening then anyway)."""
+        if self._gap_start is not None:
+            self._close_gap(self.clock())
+
+
+def tapped(tap: Tap) -> Callable[[type[Any]], type[Any]]:
+    """A factory wrapping a ccxt.pro exchange class so that `tap` sees every message and connection."""
+
+    def subclass(base: type[Any]) -> type[Any]:
+        class Tapped(base):  # type: ignore[misc]
+            def handle_message(self, client: Any, message: Any) -> Any:
+                tap.frame()
+                return super().handle_message(client, message)
+
+            def handle_liquidation(self, client: Any, message: Any) -> Any:
+                tap.liquidation(message)  # ours first: it must not depend on ccxt's parse
+                try:
+                    return super().handle_liquidation(client, message)
+                except Exception as exc:  # ccxt's own parse of a message we already took
+                    log.debug("%s: ccxt could not handle a liquidation message: %s", tap.venue.name, exc)
+                    return None
+
+            def on_connected(self, client: Any, message: Any = None) -> Any:
+                result = super().on_connected(client, message)
+                tap.connected()
+                return result
+
+            def on_error(self, client: Any, error: Any) -> Any:
+                tap.disconnected(f"{type(error).__name__}: {error}", getattr(client, "lastPong", None))
+                return super().on_error(client, error)
+
+            def on_close(self, client: Any, error: Any) -> Any:
+                tap.disconnected(f"closed ({error})", getattr(client, "lastPong", None))
+                return super().on_close(client, error)
+
+        Tapped.__name__ = base.__name__
+        Tapped.__qualname__ = base.__qualname__
+        return Tapped
+
+    return subclass
