@@ -145,6 +145,9 @@ def test_tap_records_each_disconnect_as_a_gap_from_last_alive_to_reconnect() -> 
     tap.disconnected("dropped again")  # the same outage, reported twice by ccxt
     now[0] += 2_000_000_000
     tap.connected()
+    assert not [r for r in emitted if isinstance(r, CoverageGap)]  # connected, but not yet heard from
+    now[0] += 1_000_000
+    tap.frame()  # the subscription ack: listening again
     gaps = [r for r in emitted if isinstance(r, CoverageGap)]
     assert len(gaps) == 1
     assert (gaps[0].ts_event, gaps[0].end_ns, gaps[0].data_type) == (alive, now[0], "liquidation")

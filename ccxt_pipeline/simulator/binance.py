@@ -1,4 +1,4 @@
-"""Binance USD-M futures (`ccxt.binanceusdm`) REST endpoints of the simulator.
+"""Binance USD-M futures (`ccxt.binanceusdm`) REST endpoints and liquidation websocket of the simulator.
 
 Errors answer HTTP 400 with Binance's `{"code": -11xx, "msg": ...}` body. Documented behaviour mirrored:
 - `openInterestHist` serves only the last 30 days before now; a `startTime` older than that is refused with
@@ -7,18 +7,32 @@ Errors answer HTTP 400 with Binance's `{"code": -11xx, "msg": ...}` body. Docume
 - paging: both startTime and endTime -> the first `limit` rows in [startTime, endTime]; only startTime -> the
   first `limit` from startTime; only endTime -> the latest `limit` up to endTime; neither -> the latest `limit`.
 - an out-of-range `limit` is refused with -1130 (openInterestHist 1..500, fundingRate 1..1000).
+
+Websocket (market streams): ccxt.pro binanceusdm connects `watch_liquidations(symbol)` and
+`watch_liquidations_for_symbols([...])` to `<urls.api.ws.linear minus "/ws">/market/ws/<n>` (n: ccxt's stream
+index 0..49, one per distinct symbol list) and sends `{"method":"SUBSCRIBE","params":["btcusdt@forceOrder"],
+"id":1}` (or `["!forceOrder@arr"]` for an empty list); see `ws_market`. ccxt keeps the socket alive with
+websocket PING frames every `streaming.keepAlive` ms (180000 for binance), answered with PONG frames.
+Binance pushes at most one forceOrder snapshot per symbol per second; the simulator does not throttle.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ccxt_pipeline.simulator import data
 from ccxt_pipeline.simulator._http import ParamError, json_response, opt_int
+from ccxt_pipeline.simulator.liquidations import (
+    LiquidatedSide,
+    SentEvent,
+    WireFormat,
+    WsConnection,
+    parse_json,
+)
 
 if TYPE_CHECKING:
     from ccxt_pipeline.simulator.server import ExchangeSimulator
@@ -392,6 +406,120 @@ def ticker_24hr(sim: ExchangeSimulator, query: Mapping[str, str]) -> Any:
     return [_ticker_row(sim, i, now) for i in data.INSTRUMENTS[NAME]]
 
 
+# --- websocket: liquidation order streams -------------------------------------------------------------
+
+LIQUIDATION_ALL_STREAM = "!forceOrder@arr"
+
+
+def liquidation_stream(symbol_id: str) -> str:
+    """`<symbol lower>@forceOrder`, e.g. `btcusdt@forceOrder`."""
+    return f"{symbol_id.lower()}@forceOrder"
+
+
+def liquidation_side(liquidated: LiquidatedSide) -> str:
+    """Binance's `S` is the side of the liquidation ORDER: a liquidated long is sold, a short bought."""
+    return "SELL" if liquidated == "LONG" else "BUY"
+
+
+def liquidation_message(events: Sequence[SentEvent], now_ms: int) -> dict[str, Any]:
+    """One forceOrder event (Binance never batches: exactly one event).
+
+    shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Liquidation-Order-Streams
+    (and All-Market-Liquidation-Order-Streams, same payload); ccxt binance.handle_liquidation comment.
+    Sample: {"e":"forceOrder","E":1568014460893,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",
+    "q":"0.014","p":"9910","ap":"9910","X":"FILLED","l":"0.014","z":"0.014","T":1568014460893}}
+    `ap` (average fill price, what ccxt reports) is the event's price; `p` (the order's limit price) is set
+    0.5% beyond it (below for SELL, above for BUY) so that a parser reading the wrong field is caught.
+    """
+    (event,) = events
+    inst = data.instrument(NAME, event.symbol)
+    limit = event.price * (0.995 if event.side == "SELL" else 1.005)
+    return {
+        "e": "forceOrder",
+        "E": now_ms,
+        "o": {
+            "s": event.symbol,
+            "S": event.side,
+            "o": "LIMIT",
+            "f": "IOC",
+            "q": event.quantity_str,
+            "p": data.fmt(round(limit, inst.price_decimals), inst.price_decimals),
+            "ap": event.price_str,
+            "X": "FILLED",
+            "l": event.quantity_str,
+            "z": event.quantity_str,
+            "T": event.t_ms,
+        },
+    }
+
+
+WIRE = WireFormat(
+    wire_side=liquidation_side,
+    topic=liquidation_stream,
+    all_topic=LIQUIDATION_ALL_STREAM,
+    message=liquidation_message,
+    batches=False,
+)
+
+
+async def on_ws_text(sim: ExchangeSimulator, conn: WsConnection, text: str) -> None:
+    """Live subscribing over a market-stream socket.
+
+    shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Live-Subscribing-Unsubscribing-to-streams
+    - `{"method":"SUBSCRIBE","params":["btcusdt@forceOrder"],"id":1}` -> `{"result":null,"id":1}`
+    - `{"method":"UNSUBSCRIBE","params":[...],"id":2}` -> `{"result":null,"id":2}`
+    - `{"method":"LIST_SUBSCRIPTIONS","id":3}` -> `{"result":["btcusdt@forceOrder"],"id":3}`
+    - otherwise `{"error":{"code":2,"msg":"Invalid request: ..."},"id":N}` (code 3: invalid JSON).
+    Stream names are accepted as sent (Binance silently accepts names it never pushes).
+    """
+    feed = sim.liquidations
+    msg = parse_json(text)
+    if not isinstance(msg, dict):
+        await feed.reply(
+            conn, {"error": {"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"}}
+        )
+        return
+    method, request_id, params = msg.get("method"), msg.get("id"), msg.get("params")
+    streams = [p for p in params if isinstance(p, str)] if isinstance(params, list) else []
+    if method == "SUBSCRIBE":
+        feed.subscribe(conn, streams)
+        await feed.reply(conn, {"result": None, "id": request_id})
+    elif method == "UNSUBSCRIBE":
+        conn.topics.difference_update(streams)
+        await feed.reply(conn, {"result": None, "id": request_id})
+    elif method == "LIST_SUBSCRIPTIONS":
+        await feed.reply(conn, {"result": sorted(conn.topics), "id": request_id})
+    else:
+        error = {
+            "code": 2,
+            "msg": f"Invalid request: unknown variant `{method}`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, "
+            "`LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`",
+        }
+        await feed.reply(conn, {"error": error, "id": request_id})
+
+
+def register_ws(app: web.Application, sim: ExchangeSimulator) -> None:
+    """The USD-M market-stream websocket: `/market/ws` and `/market/ws/<tail>`.
+
+    A tail that names streams (`/market/ws/btcusdt@forceOrder`, several joined by `/`) subscribes to them at
+    connect, as Binance's raw-stream URLs do; ccxt's numeric tail (`/market/ws/0`) subscribes to nothing.
+    Events: `liquidation_message`; subscribing: `on_ws_text`.
+    """
+    sim.liquidations.add_exchange(NAME, WIRE)
+
+    async def ws_market(request: web.Request) -> web.StreamResponse:
+        tail = request.match_info.get("tail", "")
+        streams = [s for s in tail.split("/") if "@" in s]
+
+        async def on_text(conn: WsConnection, text: str) -> None:
+            await on_ws_text(sim, conn, text)
+
+        return await sim.liquidations.serve(request, NAME, on_text, topics=streams)
+
+    app.router.add_get("/market/ws", ws_market)
+    app.router.add_get("/market/ws/{tail:.*}", ws_market)
+
+
 def register(app: web.Application, sim: ExchangeSimulator) -> None:
     """Add the Binance USD-M routes to `app`."""
 
@@ -422,3 +550,4 @@ def register(app: web.Application, sim: ExchangeSimulator) -> None:
     app.router.add_get("/fapi/v1/fundingRate", route(funding_rate_history))
     app.router.add_get("/fapi/v1/fundingInfo", route(funding_info, with_query=False))
     app.router.add_get("/fapi/v1/ticker/24hr", route(ticker_24hr))
+    register_ws(app, sim)

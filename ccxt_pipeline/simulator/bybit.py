@@ -1,4 +1,4 @@
-"""Bybit v5 (`ccxt.bybit`, linear perpetuals) REST endpoints of the simulator.
+"""Bybit v5 (`ccxt.bybit`, linear perpetuals) REST endpoints and public linear websocket of the simulator.
 
 Bybit answers business errors with HTTP 200 and a non-zero `retCode` (`10001` parameter errors; ccxt maps
 10001 to BadRequest). Documented behaviour mirrored:
@@ -11,18 +11,30 @@ Bybit answers business errors with HTTP 200 and a non-zero `retCode` (`10001` pa
   `limit` rows in [startTime, endTime].
 - instruments-info and tickers for `spot`, `inverse` and `option` answer empty lists (only linear is simulated);
   `status=PreLaunch` (which ccxt also asks for) answers an empty list.
+
+Websocket: ccxt.pro bybit connects `watch_liquidations(symbol)` to `urls.api.ws.public.linear`
+(`/v5/public/linear`), one socket for all symbols, and sends `{"op":"subscribe","req_id":1,
+"args":["allLiquidation.BTCUSDT"]}` (req_id an integer counting up per client). It keeps the socket alive
+with app-level `{"req_id":N,"op":"ping"}` every `streaming.keepAlive` ms (18000 for bybit); see `ws_public_linear`.
 """
 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ccxt_pipeline.simulator import data
 from ccxt_pipeline.simulator._http import ParamError, json_response, opt_int
+from ccxt_pipeline.simulator.liquidations import (
+    LiquidatedSide,
+    SentEvent,
+    WireFormat,
+    WsConnection,
+    parse_json,
+)
 
 if TYPE_CHECKING:
     from ccxt_pipeline.simulator.server import ExchangeSimulator
@@ -349,6 +361,113 @@ def server_time(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, A
     return {"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)}
 
 
+# --- websocket: public linear stream, all-liquidation topic ----------------------------------------------
+
+WS_PUBLIC_LINEAR = "/v5/public/linear"
+LIQUIDATION_TOPIC = "allLiquidation"
+
+
+def liquidation_topic(symbol_id: str) -> str:
+    """`allLiquidation.<SYMBOL>`, e.g. `allLiquidation.BTCUSDT`."""
+    return f"{LIQUIDATION_TOPIC}.{symbol_id}"
+
+
+def liquidation_side(liquidated: LiquidatedSide) -> str:
+    """Bybit's `S` is the side of the liquidated POSITION: "Buy" means a long position was liquidated."""
+    return "Buy" if liquidated == "LONG" else "Sell"
+
+
+def liquidation_message(events: Sequence[SentEvent], now_ms: int) -> dict[str, Any]:
+    """One `allLiquidation` push; `data` carries one item per event (several when batched).
+
+    shape: https://bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation (push frequency 500ms,
+    all liquidations of the symbol in that window in `data`); ccxt bybit.handle_liquidation comment.
+    Sample: {"topic":"allLiquidation.BTCUSDT","type":"snapshot","ts":1739502303204,
+    "data":[{"T":1739502302929,"s":"BTCUSDT","S":"Buy","v":"0.003","p":"97000.5"}]}
+    """
+    return {
+        "topic": liquidation_topic(events[0].symbol),
+        "type": "snapshot",
+        "ts": now_ms,
+        "data": [
+            {"T": e.t_ms, "s": e.symbol, "S": e.side, "v": e.quantity_str, "p": e.price_str} for e in events
+        ],
+    }
+
+
+WIRE = WireFormat(
+    wire_side=liquidation_side,
+    topic=liquidation_topic,
+    all_topic=None,
+    message=liquidation_message,
+    batches=True,
+)
+
+
+def _ws_ack(
+    conn: WsConnection, msg: dict[str, Any], op: str, *, success: bool, ret_msg: str
+) -> dict[str, Any]:
+    ack: dict[str, Any] = {"success": success, "ret_msg": ret_msg, "conn_id": conn.conn_id}
+    if "req_id" in msg:
+        ack["req_id"] = msg["req_id"]
+    ack["op"] = op
+    return ack
+
+
+async def on_ws_text(sim: ExchangeSimulator, conn: WsConnection, text: str) -> None:
+    """Requests over the public linear socket (https://bybit-exchange.github.io/docs/v5/ws/connect).
+
+    - `{"op":"subscribe","req_id":1,"args":["allLiquidation.BTCUSDT"]}` ->
+      `{"success":true,"ret_msg":"subscribe","conn_id":"...","req_id":1,"op":"subscribe"}` (req_id echoed as
+      sent); a topic the simulator does not serve (another channel or symbol) fails the whole request:
+      `{"success":false,"ret_msg":"Invalid symbol :[orderbook.1.BTCUSDT]",...,"op":"subscribe"}`
+    - `{"op":"unsubscribe","req_id":2,"args":[...]}` -> `{"success":true,"ret_msg":"","conn_id":"...",
+      "req_id":2,"op":"unsubscribe"}`
+    - `{"op":"ping","req_id":3}` -> `{"success":true,"ret_msg":"pong","conn_id":"...","req_id":3,"op":"ping"}`
+    - anything else -> `{"success":false,"ret_msg":"error:invalid op","conn_id":"...","op":...}`
+    """
+    feed = sim.liquidations
+    msg = parse_json(text)
+    if not isinstance(msg, dict):
+        await feed.reply(conn, {"success": False, "ret_msg": "error:invalid op", "conn_id": conn.conn_id})
+        return
+    op = msg.get("op")
+    args = msg.get("args")
+    topics = [a for a in args if isinstance(a, str)] if isinstance(args, list) else []
+    if op == "ping":
+        feed.pings_received[NAME] += 1
+        await feed.reply(conn, _ws_ack(conn, msg, "ping", success=True, ret_msg="pong"))
+    elif op == "subscribe":
+        valid = {liquidation_topic(i.id) for i in data.INSTRUMENTS[NAME]}
+        bad = [t for t in topics if t not in valid]
+        if bad or not topics:
+            ack = _ws_ack(conn, msg, "subscribe", success=False, ret_msg=f"Invalid symbol :[{','.join(bad)}]")
+            feed.subscribe(conn, [])
+        else:
+            ack = _ws_ack(conn, msg, "subscribe", success=True, ret_msg="subscribe")
+            feed.subscribe(conn, topics)
+        await feed.reply(conn, ack)
+    elif op == "unsubscribe":
+        conn.topics.difference_update(topics)
+        await feed.reply(conn, _ws_ack(conn, msg, "unsubscribe", success=True, ret_msg=""))
+    else:
+        await feed.reply(conn, _ws_ack(conn, msg, str(op), success=False, ret_msg="error:invalid op"))
+
+
+def register_ws(app: web.Application, sim: ExchangeSimulator) -> None:
+    """The v5 public linear websocket at `/v5/public/linear`: events `liquidation_message`, requests
+    `on_ws_text`. Websocket-level PING frames are answered too (ccxt uses app-level pings)."""
+    sim.liquidations.add_exchange(NAME, WIRE)
+
+    async def ws_public_linear(request: web.Request) -> web.StreamResponse:
+        async def on_text(conn: WsConnection, text: str) -> None:
+            await on_ws_text(sim, conn, text)
+
+        return await sim.liquidations.serve(request, NAME, on_text)
+
+    app.router.add_get(WS_PUBLIC_LINEAR, ws_public_linear)
+
+
 def register(app: web.Application, sim: ExchangeSimulator) -> None:
     """Add the Bybit v5 routes to `app`."""
 
@@ -367,3 +486,4 @@ def register(app: web.Application, sim: ExchangeSimulator) -> None:
     app.router.add_get("/v5/market/tickers", route(tickers))
     app.router.add_get("/v5/market/open-interest", route(open_interest))
     app.router.add_get("/v5/market/funding/history", route(funding_history))
+    register_ws(app, sim)

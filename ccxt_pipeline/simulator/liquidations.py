@@ -21,7 +21,13 @@ garbled by `malformed_every`, or the socket was closing). Generated events never
 
 Knobs (plain attributes or methods, safe to call from another thread): `rate_per_s`, `malformed_every`,
 `malformed_kind`, `duplicate_every`, `drop_connections`, `close_connections`, `silence`. The simulator's
-`down` knob refuses websocket handshakes as well (the server middleware aborts them).
+`down` knob refuses websocket handshakes as well (the server middleware aborts them). `emit`, `emit_random`,
+`burst` and `wait_subscribed` are coroutines of the simulator's loop: from another thread run them with
+`asyncio.run_coroutine_threadsafe(..., loop)` (tests/conftest.py's `SimulatorThread.run`).
+
+Determinism: `burst`/`emit_random` draw from a generator seeded with the simulator's seed, the background
+generator (`rate_per_s`) from another; with a fixed `now_ms` the same calls give the same events. When they
+happen (and so the background events' T and mark price on a wall clock) follows real time.
 """
 
 from __future__ import annotations
@@ -168,11 +174,13 @@ class LiquidationFeed:
         self._data_frames: collections.Counter[str] = collections.Counter()
         self._rng = random.Random(f"liquidations:{sim.seed}")
         self._bg_rng = random.Random(f"liquidations-background:{sim.seed}")
+        self._id_rng = random.Random(f"liquidations-conn-ids:{sim.seed}")
         self._used_keys: set[tuple[str, str, int, str, float, float]] = set()
         self._used_units: dict[tuple[str, str], set[int]] = collections.defaultdict(set)
         self._conn_seq = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Future[None]] = set()
 
     # --- exchange modules --------------------------------------------------------------------------------
 
@@ -205,7 +213,7 @@ class LiquidationFeed:
         conn = WsConnection(
             exchange=exchange,
             path=request.path,
-            conn_id=str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
+            conn_id=str(uuid.UUID(int=self._id_rng.getrandbits(128), version=4)),
             ws=ws,
             transport=request.transport,
             topics=set(topics),
@@ -256,16 +264,19 @@ class LiquidationFeed:
         return [i.id for i in data.INSTRUMENTS[exchange] if self.subscribers(exchange, i.id) > 0]
 
     async def wait_subscribed(
-        self, exchange: str, symbol: str, *, connections: int = 1, timeout: float = 5.0
+        self, exchange: str, symbol: str, *, connections: int = 1, max_wait_s: float = 5.0
     ) -> None:
-        """Wait until at least `connections` sockets would receive an event of `symbol`; TimeoutError else.
+        """Wait until at least `connections` sockets would receive an event of `symbol`; TimeoutError after
+        `max_wait_s`.
 
         ccxt subscribes after its websocket connects, so a test emits only once this returns.
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + max_wait_s
         while self.subscribers(exchange, symbol) < connections:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no {connections} subscriber(s) for {exchange} {symbol} after {timeout}s")
+                raise TimeoutError(
+                    f"no {connections} subscriber(s) for {exchange} {symbol} after {max_wait_s}s"
+                )
             await asyncio.sleep(0.002)
 
     def is_silent(self, exchange: str) -> bool:
@@ -306,7 +317,9 @@ class LiquidationFeed:
 
         def close() -> None:
             for conn in conns:
-                asyncio.ensure_future(_close(conn, code))
+                task = asyncio.ensure_future(_close(conn, code))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
         self._call_on_loop(close)
         return len(conns)
@@ -409,9 +422,7 @@ class LiquidationFeed:
             self._used_units[(exchange, inst.id)].add(units)
         return event
 
-    def _random_event(
-        self, rng: random.Random, exchange: str, inst: data.Instrument, t_ms: int
-    ) -> SentEvent:
+    def _random_event(self, rng: random.Random, exchange: str, inst: data.Instrument, t_ms: int) -> SentEvent:
         side: LiquidatedSide = rng.choice(LIQUIDATED_SIDES)
         mark = data.mark_price(exchange, inst.id, t_ms, self._sim.seed)
         offset = rng.uniform(0.0005, 0.004)  # a long is liquidated below the mark, a short above it
@@ -441,12 +452,16 @@ class LiquidationFeed:
             targets = [c for c in self.connections(exchange) if _wants(c, topic, wire.all_topic)]
             if not targets:
                 continue
-            text = dumps(wire.message([events[k] for k in group], max(self._sim.now(), events[group[-1]].t_ms)))
+            text = dumps(
+                wire.message([events[k] for k in group], max(self._sim.now(), events[group[-1]].t_ms))
+            )
             for conn in targets:
                 self._data_frames[exchange] += 1
                 n = self._data_frames[exchange]
                 if self.malformed_every and n % self.malformed_every == 0:
-                    garbage = text[: len(text) // 2] if self.malformed_kind == "truncated_json" else GARBAGE_TEXT
+                    garbage = (
+                        text[: len(text) // 2] if self.malformed_kind == "truncated_json" else GARBAGE_TEXT
+                    )
                     if await self._write(conn, garbage):
                         for k in group:
                             malformed[k] += 1
@@ -481,7 +496,9 @@ class LiquidationFeed:
     def _wire(self, exchange: str) -> WireFormat:
         wire = self._formats.get(exchange)
         if wire is None:
-            raise ValueError(f"{exchange!r} has no simulated liquidation stream; expected one of {self.exchanges}")
+            raise ValueError(
+                f"{exchange!r} has no simulated liquidation stream; expected one of {self.exchanges}"
+            )
         return wire
 
     def _instrument(self, exchange: str, symbol: str) -> data.Instrument:

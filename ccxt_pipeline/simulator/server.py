@@ -34,6 +34,7 @@ from aiohttp import web
 
 from ccxt_pipeline.simulator import binance, bybit, hyperliquid
 from ccxt_pipeline.simulator._http import JSON_CONTENT_TYPE, dumps, text_response
+from ccxt_pipeline.simulator.liquidations import LiquidationFeed
 
 FailureKind = Literal[
     "http_500", "http_502", "http_503", "http_429", "timeout", "malformed", "truncated", "short_page"
@@ -155,7 +156,7 @@ class ExchangeSimulator:
         self.rate_limit: int | None = None
         """Max requests per second per exchange (sliding one-second window); None: unlimited."""
         self.down = False
-        """While True every request has its connection aborted without an answer."""
+        """While True every request (websocket handshakes included) has its connection aborted without an answer."""
         self.requests: collections.Counter[tuple[str, str]] = collections.Counter()
         """(exchange, endpoint) -> requests received, failed ones included; endpoint is the path, or for
         Hyperliquid `info:<type>`; exchange is `unknown` for paths no exchange owns."""
@@ -165,6 +166,8 @@ class ExchangeSimulator:
         self._hits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self.liquidations = LiquidationFeed(self)
+        """Liquidation events over the Binance and Bybit websockets, their ground truth and websocket knobs."""
         self.app = web.Application(middlewares=[self._make_middleware()])
         for module in _MODULES.values():
             module.register(self.app, self)
@@ -184,12 +187,14 @@ class ExchangeSimulator:
             if isinstance(address, tuple):
                 self.port = int(address[1])
                 break
+        self.liquidations.start()
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
         if runner is None:
             return
         self._stopping.set()  # wakes handlers sleeping on latency or timeout failures
+        await self.liquidations.stop()  # websockets get a 1001 close frame before the server goes
         await runner.cleanup()
 
     async def __aenter__(self) -> ExchangeSimulator:

@@ -14,6 +14,7 @@ class ExchangeHealth:
     subscribed: int = 0
     """Instruments subscribed (0 with --all until events arrive)."""
     connected: bool = False
+    connected_at_ns: int | None = None
     last_frame_ns: int | None = None
     """Receipt of the last frame of any kind (event, ack, pong)."""
     last_event_ns: int | None = None

@@ -143,10 +143,10 @@ async def _watchdog(exchange: Any, tap: Tap, stale_seconds: float) -> None:
     while True:
         await asyncio.sleep(min(1.0, stale_seconds / 4))
         health = tap.health
-        if not health.connected or health.last_frame_ns is None:
+        if not health.connected:
             continue
         pongs = [getattr(c, "lastPong", None) or 0 for c in list(getattr(exchange, "clients", {}).values())]
-        alive = max(health.last_frame_ns, max(pongs, default=0) * NS_PER_MS)
+        alive = max(health.last_frame_ns or 0, health.connected_at_ns or 0, max(pongs, default=0) * NS_PER_MS)
         if tap.clock() - alive > stale_seconds * NS_PER_SECOND:
             for ws in list(exchange.clients.values()):
                 with contextlib.suppress(Exception):

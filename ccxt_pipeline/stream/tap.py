@@ -72,7 +72,12 @@ class Tap:
     # --- hooks called from the ccxt subclass -------------------------------------------------------------
 
     def frame(self) -> None:
-        self.health.last_frame_ns = self.clock()
+        """Any frame: proof that the socket is alive. The first one after a reconnect ends the open gap
+        (a socket that connects but stays silent is not yet listening)."""
+        now = self.clock()
+        self.health.last_frame_ns = now
+        if self._gap_start is not None and self.health.connected:
+            self._close_gap(now)
 
     def liquidation(self, message: Any) -> None:
         received = self.clock()
@@ -96,12 +101,14 @@ class Tap:
         if fresh:
             self.emit(fresh)
 
+    def bad_frame(self, exc: Exception, frame: Any) -> None:
+        """A frame ccxt could not decode or handle: counted and skipped, the socket kept."""
+        self.health.record_error(f"bad frame skipped: {type(exc).__name__}")
+        log.warning("%s: skipped a frame ccxt could not handle (%s): %.200r", self.venue.name, exc, frame)
+
     def connected(self) -> None:
-        now = self.clock()
         self.health.connected = True
-        self.health.last_frame_ns = now
-        if self._gap_start is not None:
-            self._close_gap(now)
+        self.health.connected_at_ns = self.clock()
 
     def disconnected(self, reason: str, last_pong_ms: int | None = None) -> None:
         """The connection is gone; the gap starts when it was last known alive."""
@@ -109,7 +116,8 @@ class Tap:
             return
         self.health.connected = False
         alive = max(self.health.last_frame_ns or 0, (last_pong_ms or 0) * NS_PER_MS) or self.clock()
-        self._gap_start = alive
+        if self._gap_start is None:  # a reconnect that never came alive extends the same gap
+            self._gap_start = alive
         log.warning("%s: liquidation stream disconnected: %s", self.venue.name, reason)
 
     def _close_gap(self, end: int) -> None:
@@ -144,9 +152,32 @@ def tapped(tap: Tap) -> Callable[[type[Any]], type[Any]]:
 
     def subclass(base: type[Any]) -> type[Any]:
         class Tapped(base):  # type: ignore[misc]
+            def client(self, url: str) -> Any:
+                ws = super().client(url)
+                if not getattr(ws, "_tap_guarded", False):
+                    # ccxt's receive loop reschedules itself only after a frame was handled without an
+                    # exception: one frame that is not JSON stops the socket being read, silently, until
+                    # the keepalive gives up (minutes). Skip such a frame instead, and keep reading.
+                    decode = ws.handle_text_or_binary_message
+
+                    def guarded(data: Any) -> Any:
+                        try:
+                            return decode(data)
+                        except Exception as exc:
+                            tap.bad_frame(exc, data)
+                            return None
+
+                    ws.handle_text_or_binary_message = guarded
+                    ws._tap_guarded = True
+                return ws
+
             def handle_message(self, client: Any, message: Any) -> Any:
                 tap.frame()
-                return super().handle_message(client, message)
+                try:
+                    return super().handle_message(client, message)
+                except Exception as exc:  # same reason: never let one message stop the receive loop
+                    tap.bad_frame(exc, message)
+                    return None
 
             def handle_liquidation(self, client: Any, message: Any) -> Any:
                 tap.liquidation(message)  # ours first: it must not depend on ccxt's parse
