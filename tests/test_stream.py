@@ -15,7 +15,7 @@ from ccxt_pipeline.catalog import COVERAGE_GAP, LIQUIDATION, CatalogReader
 from ccxt_pipeline.instruments import instrument_for
 from ccxt_pipeline.settings import Settings
 from ccxt_pipeline.simulator.liquidations import SentEvent
-from ccxt_pipeline.simulator.server import ExchangeSimulator
+from ccxt_pipeline.simulator.server import ExchangeSimulator, FailureRule
 from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest, StreamSummary
 from ccxt_pipeline.timeutil import NS_PER_MS
 from tests.catalog_checks import assert_catalog_invariants
@@ -241,3 +241,23 @@ async def test_stress_acceptance_drop_every_5s_30s_silence_garbage(tmp_path: Pat
         )
     )
     check_after_stress(tmp_path / "catalog", sent, summary, holder["drops"], holder["silent"])
+
+
+async def test_one_exchange_failing_never_stops_the_others(tmp_path: Path) -> None:
+    async with ExchangeSimulator(seed=6) as sim:
+        sim.add_failure(FailureRule(kind="http_503", exchange="bybit"))  # bybit never loads its markets
+        feed = sim.liquidations
+        request = StreamRequest(["BTCUSDT-PERP"], ["binance", "bybit"])
+
+        async def body(stream: LiquidationStream) -> None:
+            await feed.wait_subscribed("binance", "BTCUSDT")
+            await feed.burst("binance", "BTCUSDT", 30, within_ms=10)
+            await until(lambda: events_seen(stream) >= len(feed.sent))
+            await until(lambda: stream.health["bybit"].errors > 0)
+
+        summary = await run_stream(stream_settings(sim, tmp_path / "catalog"), request, body)
+        sent = list(feed.sent)
+    assert summary.health["binance"].events == len(sent) == 30
+    assert summary.health["bybit"].errors > 0
+    assert "bybit" in (summary.health["bybit"].last_error or "")
+    assert sorted(stored_rows(tmp_path / "catalog")) == sorted(expected_row(e) for e in sent)
