@@ -271,3 +271,22 @@ def test_unwritable_catalog_path_is_one_line_and_asks_nothing(cli, sim, tmp_path
     assert result.stderr.strip().count("\n") == 0
     assert "is not writable" in result.stderr
     assert sum(sim.requests.values()) == 0
+
+
+def test_live_snapshots_do_not_end_the_history(cli, config_file: Path, sim: ExchangeSimulator) -> None:
+    """A current value stored first (ts_init = now) must not make a later backfill think it is up to date."""
+    now = now_ns()
+    to = now - now % FIVE_MIN - FIVE_MIN
+    start = to - NS_PER_DAY
+    assert (
+        cli(
+            "fetch-oi", "BTCUSDT-PERP", "-e", "binance", "--from", iso(start), "--to", iso(to - 12 * FIVE_MIN)
+        ).exit_code
+        == 0
+    )
+    assert cli("fetch-oi", "BTCUSDT-PERP", "-e", "binance").exit_code == 0  # a live snapshot after it
+    assert (
+        cli("fetch-oi", "BTCUSDT-PERP", "-e", "binance", "--from", iso(start), "--to", iso(to)).exit_code == 0
+    )
+    ts = catalog(config_file).query(OPEN_INTEREST, [IDS["binance"]]).column("ts_init").to_pylist()
+    assert [t for t in ts if t % FIVE_MIN == 0] == expected_oi_points("binance", start, to)

@@ -337,7 +337,8 @@ async def _history(
     reader = sink.writer if sink is not None else None
 
     async def one(inst: Instrument) -> None:
-        stored = _stored_span(reader, kind, inst.instrument_id)
+        step = PERIODS_NS[request.period] if kind is OPEN_INTEREST else None
+        stored = _stored_span(reader, kind, inst.instrument_id, step)
         if kind is OPEN_INTEREST:
             history: History = await open_interest_history(
                 client, inst, start, end, request.period, stored, clock=clock, hooks=hooks
@@ -367,11 +368,22 @@ class _Hooks:
         self.progress.advance(self.exchange, rows)
 
 
-def _stored_span(reader: CatalogReader | None, kind: DataKind, iid: str) -> tuple[int, int] | None:
+def _stored_span(
+    reader: CatalogReader | None, kind: DataKind, iid: str, grid: int | None = None
+) -> tuple[int, int] | None:
+    """The stored history span: from file names; for open interest, the first and last points on the
+    period's `grid` (live snapshots share the folder but are not history, so they must not end it)."""
     if reader is None:
         return None
     first, last = reader.first_timestamp(kind, iid), reader.last_timestamp(kind, iid)
-    return (first, last) if first is not None and last is not None else None
+    if first is None or last is None:
+        return None
+    if grid is None or (first % grid == 0 and last % grid == 0):
+        return first, last
+    table = reader.query(kind, [iid]).select(["ts_event", "ts_init"])
+    ts_init, ts_event = table.column("ts_init").to_numpy(), table.column("ts_event").to_numpy()
+    history = ts_init[(ts_init == ts_event) & (ts_init % grid == 0)]
+    return (int(history.min()), int(history.max())) if len(history) else None
 
 
 def _last_interval(reader: CatalogReader | None, iid: str) -> int | None:
