@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ccxt_pipeline.settings import LoggingSettings
@@ -31,9 +33,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def configure_logging(settings: LoggingSettings, stream: Any = None) -> None:
-    """Send ccxt_pipeline's logs to `stream` (stderr by default) at the configured level and format."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+def configure_logging(settings: LoggingSettings, stream: Any = None, log_file: Path | None = None) -> None:
+    """Send logs to `stream` (stderr by default), or to a rotating `log_file` (10 MB x 5), at the configured
+    level and format."""
+    handler: logging.Handler
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=10 * 1024 * 1024, backupCount=5)
+    else:
+        handler = logging.StreamHandler(stream or sys.stderr)
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:

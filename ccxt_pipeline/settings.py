@@ -133,6 +133,23 @@ class StreamSettings(_Section):
     """How often the health line is shown."""
 
 
+class DaemonSettings(_Section):
+    """The collector daemon (`ccxt-cli daemon start`)."""
+
+    status_seconds: float = Field(default=2.0, gt=0)
+    """How often the status file is rewritten."""
+    open_interest_backfill_days: float = Field(default=30.0, ge=0)
+    """Open-interest history the daemon fills in where the exchange keeps it (Binance: 30 days at most)."""
+    funding_backfill_days: float = Field(default=30.0, ge=0)
+    recycle_clients_hours: float = Field(default=6.0, gt=0)
+    """Exchange clients (and their sockets) are replaced this often, so long-lived ones stay healthy."""
+    misfire_grace_seconds: int = Field(default=30, ge=1)
+    liquidations: bool = True
+    """Stream liquidations for `symbols` (where the exchange has a stream)."""
+    liquidations_all_market: bool = False
+    """Stream every symbol where the exchange offers a whole-market stream (Binance)."""
+
+
 class RetrySettings(_Section):
     """Retries of temporary exchange failures: capped, jittered exponential backoff honouring Retry-After."""
 
@@ -205,6 +222,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

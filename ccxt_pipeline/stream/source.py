@@ -63,6 +63,7 @@ async def run_source(
         try:
             await _stream(client, tap, stream_settings, instruments, stop)
         finally:
+            tap.closing()
             await client.close()
         break
     tap.finish()

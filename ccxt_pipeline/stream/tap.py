@@ -49,6 +49,7 @@ class Tap:
         self._exchange: Any = None
         self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         self._gap_start: int | None = None
+        self._closing = False
 
     def bind(self, exchange: Any) -> None:
         """The ccxt exchange whose markets translate wire symbols."""
@@ -112,7 +113,7 @@ class Tap:
 
     def disconnected(self, reason: str, last_pong_ms: int | None = None) -> None:
         """The connection is gone; the gap starts when it was last known alive."""
-        if not self.health.connected:
+        if not self.health.connected or self._closing:
             return
         self.health.connected = False
         alive = max(self.health.last_frame_ns or 0, (last_pong_ms or 0) * NS_PER_MS) or self.clock()
@@ -141,8 +142,13 @@ class Tap:
             ]
         )
 
+    def closing(self) -> None:
+        """We are closing the sockets ourselves (shutdown): that is no outage."""
+        self._closing = True
+        self.health.connected = False
+
     def finish(self) -> None:
-        """At shutdown: a gap still open ends now (the stream stopped listening then anyway)."""
+        """At shutdown: a gap still open (an outage when the stop came) ends now."""
         if self._gap_start is not None:
             self._close_gap(self.clock())
 
