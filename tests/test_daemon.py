@@ -133,7 +133,10 @@ def collect_and_check(
         try:
             while (elapsed := time.monotonic() - started) < run_seconds:
                 if outage and outage[0] <= elapsed < outage[1]:
-                    sim.down = True
+                    if not sim.down:  # the whole exchange goes away: REST refused, open sockets cut
+                        sim.down = True
+                        for ex in ("binance", "bybit"):
+                            sim.liquidations.drop_connections(ex)
                     status = read_status(paths) or {}
                     streams = status.get("streams", {})
                     saw_outage |= any(not s["connected"] for s in streams.values())
