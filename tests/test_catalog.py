@@ -24,7 +24,7 @@ from ccxt_pipeline.catalog.schema import to_table
 from ccxt_pipeline.errors import CatalogError, RecordError
 from ccxt_pipeline.models import Record
 from tests.catalog_checks import assert_catalog_invariants
-from tests.strategies import RECORD_STRATEGIES, T0, liq, oi
+from tests.strategies import RECORD_STRATEGIES, T0, liq, liquidations, oi
 
 IID = "BTCUSDT-PERP.BINANCE"
 
@@ -244,3 +244,28 @@ def test_property_random_batches_read_back_as_sorted_union(tmp_path_factory, kin
     assert sorted(w.query_records(kind), key=key) == sorted(expected, key=key)
     assert written == len(expected)
     assert assert_catalog_invariants(root) == len(expected)
+
+
+@_PROPERTY
+@given(data=st.data())
+def test_property_bucketed_stream_writes_keep_every_invariant(tmp_path_factory, data) -> None:
+    """Stream flushes merge into per-bucket files; mixed with ordinary writes, nothing overlaps or is lost."""
+    batches = data.draw(st.lists(st.tuples(st.lists(liquidations(), max_size=12), st.booleans()), max_size=8))
+    root = tmp_path_factory.mktemp("cat")
+    w = CatalogWriter(root, durable=False)
+    for batch, bucketed in batches:
+        w.write(batch, bucket_ns=10_000_000_000 if bucketed else None)
+    expected = _sorted_unique([r for b, _ in batches for r in b])
+    key = lambda r: (r.ts_init, r.instrument_id, *(str(getattr(r, c)) for c in LIQUIDATION.key))  # noqa: E731
+    assert sorted(w.query_records(LIQUIDATION), key=key) == sorted(expected, key=key)
+    assert assert_catalog_invariants(root, exact_names=False) == len(expected)
+
+
+def test_bucketed_flushes_share_one_file_per_bucket(tmp_path: Path) -> None:
+    w = CatalogWriter(tmp_path)
+    for i in range(10):  # ten flushes inside one minute
+        w.write([liq(i * 100)], bucket_ns=60_000_000_000)
+    assert folder_names(tmp_path, LIQUIDATION) == [
+        "2025-01-01T00-00-00-000000000Z_2025-01-01T00-00-59-999999999Z.parquet"
+    ]
+    assert w.query(LIQUIDATION).num_rows == 10

@@ -93,24 +93,29 @@ class CatalogWriter(CatalogReader):
 
     # --- public API -------------------------------------------------------------------------------------
 
-    def write(self, records: Iterable[Record]) -> WriteResult:
-        """Write validated records of any types and instruments. Returns what was new."""
+    def write(self, records: Iterable[Record], *, bucket_ns: int | None = None) -> WriteResult:
+        """Write validated records of any types and instruments. Returns what was new.
+
+        `bucket_ns` (streams): new rows go into one file per time bucket (a minute, say), named for the
+        bucket rather than for its rows, so that later flushes of the same bucket merge into it instead of
+        adding a file each; names then cover their rows without being exact, which readers accept.
+        """
         by_kind: dict[type[Record], list[Record]] = {}
         for r in records:
             by_kind.setdefault(type(r), []).append(r)
         result = WriteResult()
         for model, rows in by_kind.items():
             kind = kind_of(model)
-            result.add(self._write_conformed(kind, to_table(kind, rows)))
+            result.add(self._write_conformed(kind, to_table(kind, rows), bucket_ns))
         return result
 
-    def write_table(self, kind: DataKind, table: pa.Table) -> WriteResult:
+    def write_table(self, kind: DataKind, table: pa.Table, *, bucket_ns: int | None = None) -> WriteResult:
         """Write an Arrow table of `kind`; it is checked against the model's rules column by column."""
-        return self._write_conformed(kind, conform_table(kind, table))
+        return self._write_conformed(kind, conform_table(kind, table), bucket_ns)
 
     # --- internals --------------------------------------------------------------------------------------
 
-    def _write_conformed(self, kind: DataKind, table: pa.Table) -> WriteResult:
+    def _write_conformed(self, kind: DataKind, table: pa.Table, bucket_ns: int | None = None) -> WriteResult:
         result = WriteResult()
         if table.num_rows == 0:
             return result
@@ -118,27 +123,34 @@ class CatalogWriter(CatalogReader):
         with exclusive_lock(self.root / LOCK_FILE):
             for iid in sorted(iids):
                 part = table if len(iids) == 1 else table.filter(pc.equal(table.column("instrument_id"), iid))
-                result.add(self._write_instrument(kind, iid, part))
+                result.add(self._write_instrument(kind, iid, part, bucket_ns))
         return result
 
-    def _write_instrument(self, kind: DataKind, iid: str, table: pa.Table) -> WriteResult:
+    def _write_instrument(
+        self, kind: DataKind, iid: str, table: pa.Table, bucket_ns: int | None = None
+    ) -> WriteResult:
         batch = sort_unique(kind, table)
         result = WriteResult(rows_duplicate=table.num_rows - batch.num_rows)
         folder = instrument_dir(self.root, kind, iid)
         ts = batch.column("ts_init").to_numpy()
-        segments = _split_by_files(ts, overlapping_files(folder, int(ts[0]), int(ts[-1])))
-        for existing, lo, hi in segments:
+        first, last = int(ts[0]), int(ts[-1])
+        if bucket_ns:  # see the files the buckets may touch, to name new ones clear of them
+            first, last = first - first % bucket_ns, last - last % bucket_ns + bucket_ns - 1
+        files = overlapping_files(folder, first, last)
+        for existing, lo, hi in _split_by_files(ts, files):
             rows = batch.slice(lo, hi - lo)
             if existing is None:
-                write_parquet_atomic(
-                    rows, folder / file_name(int(ts[lo]), int(ts[hi - 1])), durable=self.durable
-                )
+                for name_lo, name_hi, a, b in _new_files(ts, lo, hi, files, bucket_ns):
+                    write_parquet_atomic(
+                        rows.slice(a - lo, b - a), folder / file_name(name_lo, name_hi), durable=self.durable
+                    )
+                    result.files_written += 1
                 new = rows.num_rows
             else:
                 new = self._merge_into(kind, existing, rows)
+                result.files_written += 1 if new else 0
             result.rows_written += new
             result.rows_duplicate += rows.num_rows - new
-            result.files_written += 1 if new else 0
         if result.rows_written:
             result.by_instrument[iid] = result.rows_written
         return result
@@ -151,6 +163,30 @@ class CatalogWriter(CatalogReader):
         if new:
             write_parquet_atomic(merged, existing.path, durable=self.durable)
         return new
+
+
+def _new_files(
+    ts: np.ndarray, lo: int, hi: int, files: Sequence[DataFile], bucket_ns: int | None
+) -> list[tuple[int, int, int, int]]:
+    """Files for rows [lo, hi) that fall between existing files: (name start, name end, row lo, row hi).
+
+    Without buckets, one file named for its first and last row. With buckets, one file per bucket, named
+    for the bucket but clipped clear of the neighbouring files (names never overlap).
+    """
+    if not bucket_ns:
+        return [(int(ts[lo]), int(ts[hi - 1]), lo, hi)]
+    out = []
+    a = lo
+    while a < hi:
+        start = int(ts[a]) - int(ts[a]) % bucket_ns
+        b = int(np.searchsorted(ts, start + bucket_ns, side="left", sorter=None))
+        b = min(max(b, a + 1), hi)
+        row_lo, row_hi = int(ts[a]), int(ts[b - 1])
+        prev_end = max((f.end for f in files if f.end < row_lo), default=start - 1)
+        next_start = min((f.start for f in files if f.start > row_hi), default=start + bucket_ns)
+        out.append((max(start, prev_end + 1), min(start + bucket_ns - 1, next_start - 1), a, b))
+        a = b
+    return out
 
 
 def _split_by_files(ts: np.ndarray, files: Sequence[DataFile]) -> list[tuple[DataFile | None, int, int]]:

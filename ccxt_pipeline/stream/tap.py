@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], int]
 Emit = Callable[[list[Record]], None]
 
-_SEEN_MAX = 200_000
-"""Event keys remembered for de-duplication (duplicate frames, replays after a reconnect)."""
+_SEEN_MAX = 20_000
+"""Event keys remembered for de-duplication (duplicate frames, replays after a reconnect): minutes of a
+busy market, and a bounded memory for a daemon that runs for months."""
 
 
 class Tap:

@@ -13,8 +13,12 @@ from collections.abc import Callable
 
 from ccxt_pipeline.catalog import CatalogWriter
 from ccxt_pipeline.models import CoverageGap, Record
+from ccxt_pipeline.timeutil import NS_PER_SECOND
 
 log = logging.getLogger(__name__)
+
+BUCKET_NS = 60 * NS_PER_SECOND
+"""Stream rows go to one file per instrument per minute (about 1,440 files a day, not one per flush)."""
 
 
 class BatchingWriter:
@@ -75,7 +79,9 @@ class BatchingWriter:
         gaps = [r for r in batch if isinstance(r, CoverageGap)]
         rows = [r for r in batch if not isinstance(r, CoverageGap)]
         if rows:
-            self.rows_written += (await asyncio.to_thread(self.writer.write, rows)).rows_written
+            # Minute files: each flush merges into the current minute's file instead of adding one.
+            result = await asyncio.to_thread(self.writer.write, rows, bucket_ns=BUCKET_NS)
+            self.rows_written += result.rows_written
         if gaps:
             self.gaps_written += (await asyncio.to_thread(self.writer.write, gaps)).rows_written
         self.flushes += 1
