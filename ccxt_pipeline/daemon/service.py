@@ -116,7 +116,7 @@ class Daemon:
             id="recycle_clients",
         )
         scheduler.add_job(
-            self.write_status,
+            self._status_job,
             IntervalTrigger(seconds=self.settings.daemon.status_seconds),
             id="status",
             next_run_time=datetime.now(UTC),
