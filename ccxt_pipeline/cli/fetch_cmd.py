@@ -239,6 +239,8 @@ def _rows(ex: ExchangeReport) -> list[dict[str, Any]]:
 
 
 def _current_table(report: FetchReport, data: DataType) -> None:
+    if not any(ex.records for ex in report.exchanges):
+        return  # every exchange failed: their lines say why
     if data is DataType.OPEN_INTEREST:
         table = _table("exchange", "instrument id", "open interest (base)", "value (quote)", "time (UTC)")
         for ex in report.exchanges:
