@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ccxt_pipeline import __version__
-from ccxt_pipeline.cli import config_cmd, daemon_cmd
+from ccxt_pipeline.cli import catalog_cmd, config_cmd, daemon_cmd
 from ccxt_pipeline.cli.common import EXIT_CODES_HELP
 from ccxt_pipeline.cli.fetch_cmd import fetch_funding, fetch_oi
 from ccxt_pipeline.cli.instruments_cmd import instruments
@@ -29,6 +29,8 @@ app.command("fetch-oi")(fetch_oi)
 app.command("fetch-funding")(fetch_funding)
 app.command("stream-liquidations")(stream_liquidations)
 app.command("instruments")(instruments)
+app.command("query")(catalog_cmd.query)
+app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(daemon_cmd.app, name="daemon")
 app.add_typer(config_cmd.app, name="config")
 
