@@ -6,11 +6,12 @@ list one folder and compare fixed-width names as strings, so they stay fast with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ccxt_pipeline.catalog.layout import (
     data_file_names,
@@ -92,14 +93,17 @@ class CatalogReader:
         Files are pruned by name before anything is opened.
         """
         lo, hi = stamp_bounds(start, end)
-        paths: list[str] = []
-        for iid in self.resolve_instruments(kind, instrument_ids, exchanges):
+        parts = []
+        instruments = self.resolve_instruments(kind, instrument_ids, exchanges)
+        for iid in instruments:
             folder = instrument_dir(self.root, kind, iid)
-            paths.extend(str(folder / n) for n in data_file_names(folder) if name_overlaps(n, lo, hi))
-        if not paths:
+            for name in data_file_names(folder):
+                if name_overlaps(name, lo, hi):
+                    parts.append(self._read(kind, folder / name, start, end))
+        if not parts:
             return kind.schema.empty_table()
-        table = self._read(kind, paths, start, end)
-        if len(paths) > 1:
+        table = pa.concat_tables(parts)
+        if len(instruments) > 1:  # one instrument's files are disjoint and read in time order already
             table = table.sort_by([(c, "ascending") for c in kind.key])
         return table
 
@@ -114,16 +118,25 @@ class CatalogReader:
         """Like :meth:`query`, as validated models."""
         return from_table(kind, self.query(kind, instrument_ids, exchanges, start, end))
 
-    def _read(self, kind: DataKind, paths: Sequence[str], start: int | None, end: int | None) -> pa.Table:
-        expr = None
-        ts = ds.field("ts_init")
-        if start is not None:
-            expr = ts >= start
-        if end is not None:
-            expr = (ts <= end) if expr is None else expr & (ts <= end)
+    def _read(self, kind: DataKind, path: Path, start: int | None, end: int | None) -> pa.Table:
+        """One file in the type's schema, cut to [start, end] (sequential reads of small files beat a
+        dataset scan: one year of daily files reads in tens of milliseconds)."""
         try:
-            dataset = ds.dataset(list(paths), format="parquet", schema=kind.schema)
-            table = dataset.to_table(filter=expr)
+            table = pq.ParquetFile(path).read(use_threads=False)
         except (OSError, pa.ArrowInvalid) as exc:
-            raise CatalogError(f"cannot read {kind.type_dir} files under {self.root}: {exc}") from exc
-        return table.replace_schema_metadata(kind.schema.metadata)
+            raise CatalogError(f"cannot read {path}: {exc}") from exc
+        if table.schema != kind.schema:
+            table = table.select(kind.columns).cast(kind.schema)
+        bounds = parse_file_name(path.name)
+        if bounds is not None and (
+            (start is not None and bounds[0] < start) or (end is not None and bounds[1] > end)
+        ):
+            ts = table.column("ts_init")
+            mask = None
+            if start is not None:
+                mask = pc.greater_equal(ts, start)
+            if end is not None:
+                upper = pc.less_equal(ts, end)
+                mask = upper if mask is None else pc.and_(mask, upper)
+            table = table.filter(mask)
+        return table
