@@ -69,14 +69,20 @@ def main(repeat: int, root: Path | None) -> None:
             [sys.executable, __file__, "--cold", str(catalog)], capture_output=True, text=True, check=True
         ).stdout.split()
         warm = [timed_query(catalog)[0] for _ in range(repeat)]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, pyarrow {pa.__version__}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, pyarrow {pa.__version__}"
+    )
     print(f"one year of 5-minute open interest: {cold[1]} rows in {files} daily files")
     print(f"cold (first query in a fresh process): {float(cold[0]):.1f} ms")
-    print(f"warm (median of {repeat}): {statistics.median(warm) * 1000:.1f} ms; best {min(warm) * 1000:.1f} ms")
+    print(
+        f"warm (median of {repeat}): {statistics.median(warm) * 1000:.1f} ms; best {min(warm) * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--cold", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -17,6 +17,7 @@ value) arrives as `None`.
 # No `from __future__ import annotations` here: @customdataclass reads the real annotation objects.
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -36,12 +37,16 @@ from ccxt_pipeline.catalog.schema import FUNDING_RATE
 from ccxt_pipeline.venues import venue_for_nautilus
 
 __all__ = [
+    "CLIENT_ID",
+    "CUSTOM_CLASSES",
     "CoverageGap",
     "FundingRateEstimate",
     "FundingRateUpdate",
     "Liquidation",
     "OpenInterest",
+    "data_configs",
     "register_funding_rate_codec",
+    "stored_instruments",
 ]
 
 _DEFAULT_ID = InstrumentId.from_str("BTCUSDT-PERP.BINANCE")
@@ -117,6 +122,55 @@ def _decode_funding(table: pa.Table | pa.RecordBatch) -> list[Any]:
         instrument_id = ids.get(iid) or ids.setdefault(iid, InstrumentId.from_str(iid))
         out.append(FundingRateUpdate(instrument_id, Decimal(repr(rate)), ts_event, ts_init, None))
     return out
+
+
+CLIENT_ID = "CCXT"
+"""The data client id custom data is replayed under (BacktestDataConfig needs one for custom data)."""
+
+CUSTOM_CLASSES = (OpenInterest, Liquidation, FundingRateEstimate)
+
+
+def stored_instruments(catalog: Path | str) -> list[str]:
+    """Instrument ids that have an instrument definition in the catalog."""
+    folder = Path(catalog) / "data" / "crypto_perpetual"
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def data_configs(catalog: Path | str) -> list[Any]:
+    """A `BacktestDataConfig` for every type and instrument the catalog holds (with a definition):
+    open interest, liquidations and funding estimates as custom data, settled funding as
+    `FundingRateUpdate`. One-shot loading (NautilusTrader 1.221 cannot stream these types in chunks)."""
+    from nautilus_trader.config import BacktestDataConfig
+
+    from ccxt_pipeline.catalog import (
+        FUNDING_ESTIMATE,
+        FUNDING_RATE,
+        LIQUIDATION,
+        OPEN_INTEREST,
+        CatalogReader,
+    )
+
+    reader = CatalogReader(catalog)
+    defined = set(stored_instruments(catalog))
+    paths = {
+        OPEN_INTEREST.name: f"{__name__}:OpenInterest",
+        LIQUIDATION.name: f"{__name__}:Liquidation",
+        FUNDING_ESTIMATE.name: f"{__name__}:FundingRateEstimate",
+        FUNDING_RATE.name: "nautilus_trader.model.data:FundingRateUpdate",
+    }
+    configs = []
+    for kind in (OPEN_INTEREST, LIQUIDATION, FUNDING_ESTIMATE, FUNDING_RATE):
+        for iid in reader.instruments(kind):
+            if iid in defined:
+                configs.append(
+                    BacktestDataConfig(
+                        catalog_path=str(catalog),
+                        data_cls=paths[kind.name],
+                        client_id=CLIENT_ID,
+                        instrument_id=iid,
+                    )
+                )
+    return configs
 
 
 def register_funding_rate_codec() -> None:

@@ -25,6 +25,7 @@ from ccxt_pipeline.catalog import (
     DataKind,
     WriteResult,
 )
+from ccxt_pipeline.catalog.definitions import ensure_definition
 from ccxt_pipeline.collect.funding import current_funding, funding_history
 from ccxt_pipeline.collect.history import History
 from ccxt_pipeline.collect.open_interest import NO_HISTORY, current_open_interest, open_interest_history
@@ -231,6 +232,15 @@ class _Sink:
         await self.gate.wait()
         return await asyncio.to_thread(self.writer.write_table, kind, table)
 
+    async def define(self, client: ExchangeClient, instruments: Sequence[Instrument]) -> None:
+        """Instrument definitions for a BacktestNode, once per instrument."""
+        await self.gate.wait()
+        now = now_ns()
+        for inst in instruments:
+            await asyncio.to_thread(
+                ensure_definition, self.writer.root, inst, client.market(inst.ccxt_symbol), now
+            )
+
 
 async def fetch_on(
     exchanges: Exchanges,
@@ -297,6 +307,8 @@ async def _exchange_job(
             await _current(client, request, report, sink, clock)
         else:
             await _history(client, request, report, sink, progress, clock)
+        if sink is not None:
+            await sink.define(client, report.instruments)
     except SymbolError:
         raise
     except PipelineError as exc:

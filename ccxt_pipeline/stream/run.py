@@ -124,6 +124,7 @@ class LiquidationStream:
                 [i.instrument_id for i in instruments] if instruments else [f"MARKET.{venue.nautilus_venue}"]
             )
             tap = Tap(venue, self.health[name], self.batcher.put, self.clock, gap_ids)
+            tap.definitions_root = self.writer.root if self.writer is not None else None
             settings = self.settings.exchanges.get(name) or ExchangeSettings()
             sources.append(
                 asyncio.create_task(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ccxt_pipeline.errors import RecordError, SymbolError
@@ -51,6 +52,8 @@ class Tap:
         self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         self._gap_start: int | None = None
         self._closing = False
+        self.definitions_root: Path | None = None
+        """Catalog to write instrument definitions to (None with --no-store)."""
 
     def bind(self, exchange: Any) -> None:
         """The ccxt exchange whose markets translate wire symbols."""
