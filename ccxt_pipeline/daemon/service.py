@@ -5,7 +5,8 @@ Jobs (APScheduler 3 `AsyncIOScheduler`, `coalesce`, `max_instances=1`, a misfire
   a snapshot from every exchange (Hyperliquid keeps no history, so this is how its history accrues), then
   incremental history where the exchange keeps it (an outage is backfilled from what it still serves);
 - funding, every `schedule.funding_seconds`: incremental settled history and the live estimate;
-- liquidations stream continuously; clients are recycled every `daemon.recycle_clients_hours`.
+- liquidations stream continuously; clients are recycled every `daemon.recycle_clients_hours`;
+- at 00:07 UTC the catalog is compacted (each ended day into one file per instrument).
 A job that fails is logged and runs again on its next turn; one exchange failing never stops the others.
 Snapshots an exchange could not give (it was down) are recorded as coverage gaps.
 """
@@ -23,9 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ccxt_pipeline.catalog import CatalogWriter
+from ccxt_pipeline.catalog.maintenance import compact
 from ccxt_pipeline.collect.run import DataType, FetchReport, FetchRequest, check_request, fetch_on
 from ccxt_pipeline.daemon.control import DaemonPaths, write_atomic
 from ccxt_pipeline.daemon.pool import ClientPool
@@ -115,6 +118,8 @@ class Daemon:
             IntervalTrigger(hours=self.settings.daemon.recycle_clients_hours),
             id="recycle_clients",
         )
+        # Stream files are one per instrument per minute: fold each ended day into one file, nightly.
+        scheduler.add_job(self._compact, CronTrigger(hour=0, minute=7, timezone=UTC), id="compact")
         scheduler.add_job(
             self._status_job,
             IntervalTrigger(seconds=self.settings.daemon.status_seconds),
@@ -248,6 +253,13 @@ class Daemon:
             self.writer.write(gaps)
 
     # --- status ---------------------------------------------------------------------------------------------
+
+    async def _compact(self) -> None:
+        try:
+            report = await asyncio.to_thread(compact, self.writer.root)
+            log.info("compacted: %d files -> %d", report.files_before, report.files_after)
+        except Exception:
+            log.exception("compaction failed; it runs again tomorrow")
 
     async def _status_job(self) -> None:
         """On the event loop (a coroutine job), so it can count the loop's tasks."""
