@@ -215,3 +215,20 @@ def test_daemon_acceptance_60s_with_a_20s_outage(tmp_path: Path) -> None:
         f"daemon 60 s with a 20 s outage: {figures['sent']} liquidations delivered and stored, "
         f"{figures['hl_snapshots']} Hyperliquid snapshots, {len(gaps)} gap rows, stop: {figures['stop']}"
     )
+
+
+def test_detach_runs_in_the_background_with_a_log_file(tmp_path: Path) -> None:
+    with SimulatorThread(ExchangeSimulator(seed=22)) as sim:
+        config = daemon_config(sim, tmp_path, logging={"level": "INFO", "format": "json"})
+        started = cli("daemon", "start", "--detach", "--config", str(config))
+        try:
+            assert started.returncode == 0, started.stderr
+            assert "started in the background" in started.stdout
+            time.sleep(4)
+            status = cli("daemon", "status", "--config", str(config), "--json")
+            assert status.returncode == 0, status.stdout
+        finally:
+            stopped = cli("daemon", "stop", "--config", str(config))
+    assert stopped.returncode == 0
+    log_lines = (tmp_path / "catalog" / ".daemon" / "daemon.log").read_text().splitlines()
+    assert any('"message": "daemon started' in line for line in log_lines)  # JSON lines, as configured
