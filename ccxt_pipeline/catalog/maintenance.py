@@ -213,14 +213,15 @@ def compact(root: Path, *, today_start: int | None = None) -> CompactReport:
             if not days or not sources:
                 report.files_after += len(files)
                 continue
-            table = sort_unique(kind, pa.concat_tables([read_data_file(kind, f.path) for f in sources]))
-            report.rows_before += table.num_rows
-            day_of = pc.divide(table.column("ts_init"), pa.scalar(NS_PER_DAY, pa.int64()))
-            for day in days:
-                rows = table.filter(pc.equal(day_of, day))
+            report.rows_before += sum(pq.ParquetFile(f.path).metadata.num_rows for f in sources)
+            for day in days:  # one day in memory at a time
+                start, end = day * NS_PER_DAY, (day + 1) * NS_PER_DAY - 1
+                parts = [read_data_file(kind, f.path) for f in sources if f.start <= end and f.end >= start]
+                table = sort_unique(kind, pa.concat_tables(parts))
+                ts = table.column("ts_init")
+                rows = table.filter(pc.and_(pc.greater_equal(ts, start), pc.less_equal(ts, end)))
                 if rows.num_rows:
-                    start = day * NS_PER_DAY
-                    write_parquet_atomic(rows, folder / file_name(start, start + NS_PER_DAY - 1))
+                    write_parquet_atomic(rows, folder / file_name(start, end))
                     report.days_written += 1
                     report.rows_after += rows.num_rows
             written = {folder / file_name(d * NS_PER_DAY, (d + 1) * NS_PER_DAY - 1) for d in days}
