@@ -138,8 +138,8 @@ class DaemonSettings(_Section):
 
     status_seconds: float = Field(default=2.0, gt=0)
     """How often the status file is rewritten."""
-    open_interest_backfill_days: float = Field(default=30.0, ge=0)
-    """Open-interest history the daemon fills in where the exchange keeps it (Binance: 30 days at most)."""
+    open_interest_backfill_days: float = Field(default=29.0, ge=0)
+    """Open-interest history the daemon fills in where the exchange keeps it (inside Binance's 30 days)."""
     funding_backfill_days: float = Field(default=30.0, ge=0)
     recycle_clients_hours: float = Field(default=6.0, gt=0)
     """Exchange clients (and their sockets) are replaced this often, so long-lived ones stay healthy."""
