@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ccxt_pipeline.catalog.layout import (
+    DataFile,
     data_file_names,
     instrument_dir,
     list_data_files,
@@ -54,6 +55,21 @@ class CatalogReader:
             if parsed is not None:
                 return parsed[0]
         return None
+
+    def grid_span(self, kind: DataKind, instrument_id: str, step: int) -> tuple[int, int] | None:
+        """The first and last stored history points on the `step` grid (`ts_init == ts_event`, a multiple of
+        `step`), skipping live snapshots that share the folder. Reads the ts columns of as few files as it
+        must: from each end inwards until a grid point is found."""
+        files = list_data_files(instrument_dir(self.root, kind, instrument_id))
+
+        def grid_points(f: DataFile) -> list[int]:
+            table = pq.read_table(f.path, columns=["ts_event", "ts_init"])
+            ts_init, ts_event = table.column("ts_init").to_numpy(), table.column("ts_event").to_numpy()
+            return [int(t) for t in ts_init[(ts_init == ts_event) & (ts_init % step == 0)]]
+
+        first = next((min(p) for f in files if (p := grid_points(f))), None)
+        last = next((max(p) for f in reversed(files) if (p := grid_points(f))), None)
+        return (first, last) if first is not None and last is not None else None
 
     def coverage(self, kind: DataKind, instrument_id: str, tolerance_ns: int = 0) -> list[tuple[int, int]]:
         """The `ts_init` ranges present, from file names: touching ranges, or ranges no more than

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,7 +36,7 @@ from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.instruments import Instrument, resolve, resolve_many
 from ccxt_pipeline.models import CoverageGap, FundingRate, Record
 from ccxt_pipeline.settings import ExchangeSettings, Settings
-from ccxt_pipeline.timeutil import PERIODS_NS, now_ns
+from ccxt_pipeline.timeutil import NS_PER_HOUR, PERIODS_NS, now_ns
 from ccxt_pipeline.venues import get_venue
 
 
@@ -224,9 +225,9 @@ class _Sink:
     writer: CatalogWriter
     gate: _SymbolGate
 
-    async def write(self, records: Sequence[Record]) -> WriteResult:
+    async def write(self, records: Sequence[Record], bucket_ns: int | None = None) -> WriteResult:
         await self.gate.wait()
-        return await asyncio.to_thread(self.writer.write, records)
+        return await asyncio.to_thread(functools.partial(self.writer.write, records, bucket_ns=bucket_ns))
 
     async def write_table(self, kind: DataKind, table: pa.Table) -> WriteResult:
         await self.gate.wait()
@@ -327,7 +328,11 @@ async def _current(
     else:
         records = await current_funding(client, report.instruments, clock)
     report.records.extend(records)
-    await _store(sink, report, records)
+    if sink is not None and records:
+        # Live snapshots go to hourly files, so a daemon polling every few seconds adds no file a poll.
+        result = await sink.write(records, bucket_ns=NS_PER_HOUR)
+        report.written += result.rows_written
+        report.already_stored += result.rows_duplicate
 
 
 async def _history(
@@ -363,7 +368,7 @@ async def _history(
         report.tables.append(history.table)
         report.gaps.extend(history.gaps)
         report.notes.extend(history.notes)
-        await _store(sink, report, history=history)
+        await _store(sink, report, history)
 
     await asyncio.gather(*(one(inst) for inst in report.instruments))
 
@@ -387,15 +392,10 @@ def _stored_span(
     period's `grid` (live snapshots share the folder but are not history, so they must not end it)."""
     if reader is None:
         return None
+    if grid is not None:
+        return reader.grid_span(kind, iid, grid)
     first, last = reader.first_timestamp(kind, iid), reader.last_timestamp(kind, iid)
-    if first is None or last is None:
-        return None
-    if grid is None or (first % grid == 0 and last % grid == 0):
-        return first, last
-    table = reader.query(kind, [iid]).select(["ts_event", "ts_init"])
-    ts_init, ts_event = table.column("ts_init").to_numpy(), table.column("ts_event").to_numpy()
-    history = ts_init[(ts_init == ts_event) & (ts_init % grid == 0)]
-    return (int(history.min()), int(history.max())) if len(history) else None
+    return (first, last) if first is not None and last is not None else None
 
 
 def _last_interval(reader: CatalogReader | None, iid: str) -> int | None:
@@ -406,18 +406,11 @@ def _last_interval(reader: CatalogReader | None, iid: str) -> int | None:
     return rows[-1].interval_minutes if rows and isinstance(rows[-1], FundingRate) else None
 
 
-async def _store(
-    sink: _Sink | None, report: ExchangeReport, records: Sequence[Record] = (), history: History | None = None
-) -> None:
+async def _store(sink: _Sink | None, report: ExchangeReport, history: History) -> None:
     if sink is None:
         return
-    results = []
-    if records:
-        results.append(await sink.write(records))
-    if history is not None:
-        results.append(await sink.write_table(history.kind, history.table))
-        if history.gaps:
-            await sink.write(history.gaps)
-    for result in results:
-        report.written += result.rows_written
-        report.already_stored += result.rows_duplicate
+    result = await sink.write_table(history.kind, history.table)
+    report.written += result.rows_written
+    report.already_stored += result.rows_duplicate
+    if history.gaps:
+        await sink.write(history.gaps)
