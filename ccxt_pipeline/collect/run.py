@@ -303,17 +303,23 @@ async def _exchange_job(
         gate.checked(unknown)
     if not report.instruments:
         return
+    # Instrument definitions are written beside the fetch (once the symbols are settled), not after it.
+    defining = asyncio.create_task(sink.define(client, report.instruments)) if sink is not None else None
     try:
         if request.start is None:
             await _current(client, request, report, sink, clock)
         else:
             await _history(client, request, report, sink, progress, clock)
-        if sink is not None:
-            await sink.define(client, report.instruments)
+        if defining is not None:
+            await defining
     except SymbolError:
         raise
     except PipelineError as exc:
         report.error = str(exc)
+    finally:
+        if defining is not None and not defining.done():
+            defining.cancel()
+            await asyncio.gather(defining, return_exceptions=True)
 
 
 async def _current(
