@@ -100,7 +100,9 @@ async def _stream(
             tap.disconnected(f"{type(exc).__name__}")
         if stop.is_set():
             break
-        attempt = 0 if health.connected else attempt + 1
+        # Back off harder while reconnects keep failing; start over after a connection that held a minute.
+        held = tap.clock() - (health.connected_at_ns or 0) > 60 * NS_PER_SECOND
+        attempt = 0 if held else attempt + 1
         health.reconnects += 1
         await _pause(stop, backoff_seconds(attempt, stream_settings.reconnect_max_seconds))
 
