@@ -101,8 +101,9 @@ async def _stream(
         if stop.is_set():
             break
         # Back off harder while reconnects keep failing; start over after a connection that held a minute.
-        held = tap.clock() - (health.connected_at_ns or 0) > 60 * NS_PER_SECOND
-        attempt = 0 if held else attempt + 1
+        since = health.connected_at_ns
+        health.connected_at_ns = None  # consumed: a failed redial does not count as a held connection
+        attempt = 0 if since is not None and tap.clock() - since > 60 * NS_PER_SECOND else attempt + 1
         health.reconnects += 1
         await _pause(stop, backoff_seconds(attempt, stream_settings.reconnect_max_seconds))
 
