@@ -116,11 +116,10 @@ async def test_whole_market_stream_on_binance(tmp_path: Path) -> None:
         await run_stream(settings, StreamRequest(exchanges=["binance"], all_market=True), body)
         sent = list(feed.sent)
     assert sorted(stored_rows(tmp_path / "catalog")) == sorted(expected_row(e) for e in sent)
-    assert {r[0] for r in stored_rows(tmp_path / "catalog")} == {
-        "BTCUSDT-PERP.BINANCE",
-        "ETHUSDT-PERP.BINANCE",
-        "SOLUSDT-PERP.BINANCE",
-    }
+    ids = {"BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE", "SOLUSDT-PERP.BINANCE"}
+    assert {r[0] for r in stored_rows(tmp_path / "catalog")} == ids
+    # Instrument definitions for what a whole-market stream met, so a backtest can load them.
+    assert {p.name for p in (tmp_path / "catalog" / "data" / "crypto_perpetual").iterdir()} == ids
 
 
 async def stress(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ccxt_pipeline.catalog.definitions import ensure_definition
 from ccxt_pipeline.errors import RecordError, SymbolError
 from ccxt_pipeline.instruments import Instrument, instrument_for
 from ccxt_pipeline.models import CoverageGap, Record
@@ -72,6 +73,8 @@ class Tap:
             inst = instrument_for(self.venue.name, market["symbol"])
         except SymbolError:
             return None
+        if self.definitions_root is not None:  # a whole-market stream meets instruments as they come
+            ensure_definition(self.definitions_root, inst, market, self.clock())
         return inst, float(market.get("contractSize") or 1.0)
 
     # --- hooks called from the ccxt subclass -------------------------------------------------------------
