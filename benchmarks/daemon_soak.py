@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,15 @@ def proc_sample(pid: int) -> tuple[int, int]:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _slope(points: list[tuple[float, int]]) -> float:
+    """Least-squares slope (bytes per second)."""
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
 
 
 def main(minutes: float, rate: float, warmup_minutes: float) -> int:
@@ -118,15 +128,22 @@ def main(minutes: float, rate: float, warmup_minutes: float) -> int:
     lost = len(expected - stored)
     after = [s for s in samples if s[0] >= warmup_minutes * 60]
     base, end = after[0], after[-1]
-    growth = (end[1] - base[1]) / base[1] * 100
+    # Resident memory swings with the allocator (tens of MiB either way); compare the first and last five
+    # minutes after warm-up by their medians, and fit a slope, rather than trusting two single samples.
+    window = 30  # samples, 10 s apart
+    first_rss = statistics.median(s[1] for s in after[:window])
+    last_rss = statistics.median(s[1] for s in after[-window:])
+    growth = (last_rss - first_rss) / first_rss * 100
+    slope = _slope([(s[0], s[1]) for s in after]) * 3600 / 2**20
     print()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
         f"soak: {minutes:.0f} min, all jobs every 1 s, streams {rate:.0f} events/s; warm-up {warmup_minutes:.0f} min"
     )
     print(
-        f"resident memory after warm-up: {base[1] / 2**20:.1f} -> {end[1] / 2**20:.1f} MiB ({growth:+.1f} %); "
-        f"max {max(s[1] for s in after) / 2**20:.1f} MiB"
+        f"resident memory after warm-up, median of the first vs the last 5 min: {first_rss / 2**20:.1f} -> "
+        f"{last_rss / 2**20:.1f} MiB ({growth:+.1f} %); trend {slope:+.1f} MiB/hour; "
+        f"range {min(s[1] for s in after) / 2**20:.1f}..{max(s[1] for s in after) / 2**20:.1f} MiB"
     )
     print(f"open descriptors after warm-up: {base[2]} -> {end[2]} (max {max(s[2] for s in after)})")
     print(f"asyncio tasks after warm-up: {base[3]} -> {end[3]} (max {max(s[3] for s in after)})")
