@@ -36,8 +36,11 @@ from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.instruments import Instrument, resolve, resolve_many
 from ccxt_pipeline.models import CoverageGap, FundingRate, Record
 from ccxt_pipeline.settings import ExchangeSettings, Settings
-from ccxt_pipeline.timeutil import NS_PER_HOUR, PERIODS_NS, now_ns
+from ccxt_pipeline.timeutil import NS_PER_MINUTE, PERIODS_NS, now_ns
 from ccxt_pipeline.venues import get_venue
+
+
+SNAPSHOT_BUCKET_NS = 10 * NS_PER_MINUTE
 
 
 class DataType(StrEnum):
@@ -335,8 +338,9 @@ async def _current(
         records = await current_funding(client, report.instruments, clock)
     report.records.extend(records)
     if sink is not None and records:
-        # Live snapshots go to hourly files, so a daemon polling every few seconds adds no file a poll.
-        result = await sink.write(records, bucket_ns=NS_PER_HOUR)
+        # Live snapshots go to 10-minute files: a daemon polling every few seconds adds no file a poll, and
+        # no file it rewrites grows past a few hundred rows.
+        result = await sink.write(records, bucket_ns=SNAPSHOT_BUCKET_NS)
         report.written += result.rows_written
         report.already_stored += result.rows_duplicate
 
