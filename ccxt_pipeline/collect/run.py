@@ -39,7 +39,6 @@ from ccxt_pipeline.settings import ExchangeSettings, Settings
 from ccxt_pipeline.timeutil import NS_PER_MINUTE, PERIODS_NS, now_ns
 from ccxt_pipeline.venues import get_venue
 
-
 SNAPSHOT_BUCKET_NS = 10 * NS_PER_MINUTE
 
 
