@@ -28,6 +28,8 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import pyarrow.dataset  # noqa: F401 - imported lazily by pyarrow on first write; not part of the timing
+
 from ccxt_pipeline.catalog import CatalogWriter
 from ccxt_pipeline.collect.run import DataType, FetchRequest, check_request, fetch_on, open_exchanges
 from ccxt_pipeline.settings import Settings

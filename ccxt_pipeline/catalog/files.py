@@ -75,7 +75,7 @@ def exclusive_lock(lock_path: Path) -> Iterator[None]:
 def read_data_file(kind: DataKind, path: Path) -> pa.Table:
     """Read one data file in `kind`'s schema; CatalogError if it cannot be read."""
     try:
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read(use_threads=False)  # read_table would import pyarrow.dataset (slow)
         return table.select(kind.columns).cast(kind.schema)
     except (OSError, pa.ArrowInvalid, KeyError) as exc:
         raise CatalogError(f"cannot read {path}: {exc}") from exc

@@ -63,7 +63,7 @@ class CatalogReader:
         files = list_data_files(instrument_dir(self.root, kind, instrument_id))
 
         def grid_points(f: DataFile) -> list[int]:
-            table = pq.read_table(f.path, columns=["ts_event", "ts_init"])
+            table = pq.ParquetFile(f.path).read(columns=["ts_event", "ts_init"], use_threads=False)
             ts_init, ts_event = table.column("ts_init").to_numpy(), table.column("ts_event").to_numpy()
             return [int(t) for t in ts_init[(ts_init == ts_event) & (ts_init % step == 0)]]
 
