@@ -168,7 +168,6 @@ def exchange_info(sim: ExchangeSimulator) -> dict[str, Any]:
                 "triggerProtect": "0.0500",
                 "liquidationFee": "0.012500",
                 "marketTakeBound": "0.05",
-                "maxMoveOrderLimit": 10000,
                 "filters": [
                     {
                         "filterType": "PRICE_FILTER",
@@ -200,7 +199,6 @@ def exchange_info(sim: ExchangeSimulator) -> dict[str, Any]:
                 ],
                 "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"],
                 "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
-                "permissionSets": ["GRID", "COPY"],
             }
         )
     return {
@@ -335,6 +333,9 @@ def funding_rate_history(sim: ExchangeSimulator, query: Mapping[str, str]) -> li
             "fundingRate": data.fmt(rate, 8),
             "fundingTime": t,
             "markPrice": data.fmt(data.mark_price(NAME, sym, t, sim.seed), 8),
+            # https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Get-Funding-Rate-History
+            # (binance-connector-python test_get_funding_rate_history_success; tests/fixtures/SOURCES.md)
+            "rateType": "Regular",
         }
         for t, sym, rate in rows
     ]

@@ -189,6 +189,8 @@ def _instrument_row(inst: data.Instrument, now: int) -> dict[str, Any]:
     hours = data.funding_interval_hours(NAME, inst.id, now)
     return {
         "symbol": inst.id,
+        # symbolId/symbolType: https://bybit-exchange.github.io/docs/v5/market/instrument (response example)
+        "symbolId": data.INSTRUMENTS[NAME].index(inst) + 1,
         "contractType": "LinearPerpetual",
         "status": "Trading",
         "baseCoin": inst.base,
@@ -221,6 +223,7 @@ def _instrument_row(inst: data.Instrument, now: int) -> dict[str, Any]:
         "preListingInfo": None,
         "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
         "displayName": "",
+        "symbolType": "",
     }
 
 

@@ -71,7 +71,8 @@ def meta() -> dict[str, Any]:
         ]
         for inst in data.INSTRUMENTS[NAME]
     ]
-    return {"universe": universe, "marginTables": tables}
+    # collateralToken 0 (USDC): the docs' metaAndAssetCtxs example for the first perp dex
+    return {"universe": universe, "marginTables": tables, "collateralToken": 0}
 
 
 def _asset_ctx(sim: ExchangeSimulator, inst: data.Instrument, now: int) -> dict[str, Any]:
