@@ -156,6 +156,10 @@ class RetrySettings(_Section):
     attempts: int = Field(default=6, ge=1, le=50)
     backoff_base_seconds: float = Field(default=0.25, gt=0)
     backoff_max_seconds: float = Field(default=30.0, gt=0)
+    max_retry_after_seconds: float = Field(default=120.0, gt=0)
+    """An exchange asking to wait longer than this (Retry-After) is not asked again: the call gives up."""
+    max_total_seconds: float = Field(default=180.0, gt=0)
+    """One call's tries and waits together stay within this; then it gives up with one line."""
 
 
 class ExchangeSettings(_Section):

@@ -6,6 +6,13 @@
 The ccxt constructor config is the venue table's options deep-merged with the user's `ccxt` block (urls,
 proxies, timeouts), plus keys from settings; `sandbox` switches ccxt to the exchange's testnet. Markets are
 loaded on entry and the client is always closed on exit.
+
+Credentials: every secret a client is given (keys, secret-like entries and custom headers of the `ccxt`
+block) is registered with `logs.register_secrets` before ccxt can log a request, and ccxt's `verbose`
+printing goes through logging instead of `print`, so the log handlers' filter masks both.
+
+Rate limits: a Retry-After from the exchange holds back every request of this client until it has passed
+(Binance bans an IP that keeps sending after a 429), and a long wait is announced in one line.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from typing import Any
 import ccxt
 import ccxt.pro
 
-from ccxt_pipeline.errors import ExchangeError, NotSupportedError
-from ccxt_pipeline.exchanges.errors import retry_after_seconds, translate
+from ccxt_pipeline.errors import ExchangeError, NotSupportedError, RateLimited, TemporaryError
+from ccxt_pipeline.exchanges import retry
+from ccxt_pipeline.exchanges.errors import error_code, retry_after_seconds, translate
 from ccxt_pipeline.exchanges.retry import RetryPolicy, with_retries
-from ccxt_pipeline.settings import ExchangeSettings, deep_merge
+from ccxt_pipeline.logs import register_secrets
+from ccxt_pipeline.settings import ExchangeSettings, deep_merge, is_secret_key
 from ccxt_pipeline.venues import Venue, get_venue
 
 log = logging.getLogger(__name__)
+_ccxt_verbose = logging.getLogger("ccxt.verbose")
 
 # Capabilities ccxt declares that we know to be absent or unusable, per venue (`exchange.has` keys).
 _HAS_OVERRIDES: dict[str, dict[str, bool]] = {
@@ -35,13 +45,14 @@ _HAS_OVERRIDES: dict[str, dict[str, bool]] = {
 
 
 def _check_every_answer(exchange: Any) -> None:
-    """Make ccxt refuse answers it would otherwise swallow, and keep each answer's Retry-After.
+    """Make ccxt refuse answers it would otherwise swallow, and keep each failed answer's facts.
 
     ccxt parses a 200 answer whose body is not JSON (cut off, garbled) into `[]` or all-None fields with no
     error (seen against the simulator for all three exchanges), which would read as "no data" and leave a
     silent hole. Every endpoint we call answers JSON, so such an answer is a BadResponse, retried like any
     temporary failure. ccxt keeps only the *last* response's headers on the instance, which concurrent
-    requests overwrite; the Retry-After of the answer that raised is attached to its exception instead.
+    requests overwrite; the Retry-After, HTTP status and exchange error code (`code`, `retCode`) of the
+    answer that raised are attached to its exception instead, for `errors.translate`.
     """
     original = exchange.handle_errors
 
@@ -50,8 +61,13 @@ def _check_every_answer(exchange: Any) -> None:
     ) -> Any:
         try:
             result = original(code, reason, url, method, headers, body, response, *rest)
+            # ccxt raises for the HTTP status (`httpExceptions`: 418, 429, 5xx, ...) only after this hook
+            # returns, out of reach of the headers; raise that same error here instead, facts attached.
+            exchange.handle_http_status_code(code, reason, url, method, body or "")
         except ccxt.BaseError as exc:
             exc.retry_after = retry_after_seconds(headers)
+            exc.http_status = int(code)
+            exc.exchange_code = error_code(response)
             raise
         if response is None and 200 <= int(code) < 300:
             raise ccxt.BadResponse(
@@ -60,6 +76,25 @@ def _check_every_answer(exchange: Any) -> None:
         return result
 
     exchange.handle_errors = handle_errors
+
+
+def _secret_values(settings: ExchangeSettings) -> list[str]:
+    """Every credential-like value a client of `settings` holds: keys, and in the `ccxt` block the values of
+    secret-like keys (at any depth) and of every custom header."""
+    values = [s.get_secret_value() for s in (settings.api_key, settings.secret, settings.password) if s]
+
+    def walk(node: Any, secret: bool) -> None:
+        if isinstance(node, dict):
+            for key, item in node.items():
+                walk(item, secret or is_secret_key(key) or str(key).lower() == "headers")
+        elif isinstance(node, list | tuple):
+            for item in node:
+                walk(item, secret)
+        elif secret and isinstance(node, str):
+            values.append(node)
+
+    walk(settings.ccxt, False)
+    return values
 
 
 class ExchangeClient:
@@ -80,18 +115,21 @@ class ExchangeClient:
         self.name = self.venue.name
         self.settings = settings or ExchangeSettings()
         self.policy = policy or RetryPolicy()
-        self._secrets = [
-            s.get_secret_value()
-            for s in (self.settings.api_key, self.settings.secret, self.settings.password)
-            if s
-        ]
+        self._secrets = _secret_values(self.settings)
+        register_secrets(self._secrets)
         cls = getattr(ccxt.pro, self.venue.ccxt_id)
         if subclass is not None:
             cls = subclass(cls)
         base = deep_merge(self.venue.ccxt_options, config or {})
         self.exchange: Any = cls(self.settings.ccxt_config(base))
         _check_every_answer(self.exchange)
+        # ccxt's `verbose` output (request and response dumps, headers included) is print()ed; send it
+        # through logging so that the handlers' secret filter sees it.
+        self.exchange.log = lambda *parts: _ccxt_verbose.info(" ".join(str(p) for p in parts))
         self._in_flight = asyncio.Semaphore(self.venue.max_concurrency)
+        self._resume_at = 0.0
+        """Clock time before which no request is sent: the exchange's last Retry-After."""
+        self._announced_until = 0.0
         if self.settings.sandbox:
             try:
                 self.exchange.set_sandbox_mode(True)
@@ -147,12 +185,35 @@ class ExchangeClient:
         fn = getattr(self.exchange, method)
 
         async def once() -> Any:
+            clock = retry.CLOCK
+            hold = self._resume_at - clock.now()
+            if hold > 0:  # another request of this client was told to back off: so is this one
+                await clock.sleep(hold)
             try:
                 async with self._in_flight:  # held per try, not across the waits between retries
                     return await fn(*args, **kwargs)
             except ExchangeError:
                 raise
             except Exception as exc:
-                raise translate(exc, self.name, method, secrets=self._secrets) from None
+                error = translate(exc, self.name, method, secrets=self._secrets)
+                if isinstance(error, RateLimited) and error.retry_after:
+                    held = min(error.retry_after, self.policy.max_retry_after_s)
+                    self._resume_at = max(self._resume_at, clock.now() + held)
+                raise error from None
 
-        return await with_retries(self.policy, once)
+        return await with_retries(self.policy, once, announce=self._announce_wait)
+
+    def _announce_wait(self, seconds: float, error: TemporaryError) -> None:
+        """One line for a long wait; calls waiting at the same time (one Retry-After) share it."""
+        now = retry.CLOCK.now()
+        if now < self._announced_until:
+            return
+        self._announced_until = now + seconds
+        if isinstance(error, RateLimited):
+            why = "rate limited by the exchange"
+            if error.retry_after is not None and seconds <= error.retry_after + 1:
+                why += f", which asks to wait {error.retry_after:.0f}s (Retry-After)"
+        else:
+            why = "temporary failure"
+        last = str(error).removeprefix(f"{self.name}: ")
+        log.warning("%s: waiting %.0fs before trying again: %s; %s", self.name, seconds, why, last)

@@ -13,8 +13,11 @@ Rate-limit answers (the `rate_limit` knob; the `http_429` failure kind always an
 - Hyperliquid: HTTP 429 with `Retry-After` and a non-JSON body; ccxt maps the status to `RateLimitExceeded`.
 
 HTTP 5xx failures answer a gateway-style HTML body, never exchange JSON: ccxt then raises
-`ExchangeNotAvailable` (a `NetworkError`). (A Binance JSON body `{"code":-1001,...}` would raise
-`OperationFailed`, which is not a `NetworkError`.)
+`ExchangeNotAvailable` (a `NetworkError`). The exchanges' own "internal error, try again" answers are the
+`server_error` kind (`SERVER_ERRORS`): ccxt raises `OperationFailed` for Binance's `-1001` and a plain
+`ExchangeError` for Bybit's `10016`. The `http_418` kind answers HTTP 418 with `Retry-After` (Binance's IP
+ban; https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info, "IP Limits":
+"A Retry-After header is sent with a 418 or 429 responses").
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -37,13 +41,24 @@ from ccxt_pipeline.simulator._http import JSON_CONTENT_TYPE, dumps, text_respons
 from ccxt_pipeline.simulator.liquidations import LiquidationFeed
 
 FailureKind = Literal[
-    "http_500", "http_502", "http_503", "http_429", "timeout", "malformed", "truncated", "short_page"
+    "http_500",
+    "http_502",
+    "http_503",
+    "http_429",
+    "http_418",
+    "server_error",
+    "timeout",
+    "malformed",
+    "truncated",
+    "short_page",
 ]
 FAILURE_KINDS: tuple[FailureKind, ...] = (
     "http_500",
     "http_502",
     "http_503",
     "http_429",
+    "http_418",
+    "server_error",
     "timeout",
     "malformed",
     "truncated",
@@ -91,6 +106,13 @@ class FailureRule:
     times: int | None = None
     every: int = 1
     timeout_s: float = 30.0
+    probability: float | None = None
+    """If set, each matching request fails with this probability (seeded by `seed`) instead of `every`."""
+    seed: int = 0
+    retry_after_s: float | None = None
+    """`Retry-After` of `http_429` and `http_418` answers (default 1)."""
+    status: int | None = None
+    """HTTP status of a `server_error` answer, instead of the exchange's usual one (`SERVER_ERRORS`)."""
     matched: int = field(default=0, init=False)
     """How many requests matched so far."""
     fired: int = field(default=0, init=False)
@@ -101,6 +123,9 @@ class FailureRule:
             raise ValueError(f"unknown failure kind {self.kind!r}; expected one of {FAILURE_KINDS}")
         if self.every < 1:
             raise ValueError("every must be >= 1")
+        if self.probability is not None and not 0.0 <= self.probability <= 1.0:
+            raise ValueError("probability must be within [0, 1]")
+        self._rng = random.Random(self.seed)
 
     def matches(self, exchange: str, path: str, endpoint: str) -> bool:
         if self.exchange is not None and self.exchange != exchange:
@@ -112,7 +137,10 @@ class FailureRule:
         self.matched += 1
         if self.times is not None and self.fired >= self.times:
             return False
-        if self.matched % self.every != 0:
+        if self.probability is not None:
+            if self._rng.random() >= self.probability:
+                return False
+        elif self.matched % self.every != 0:
             return False
         self.fired += 1
         return True
@@ -341,7 +369,19 @@ class ExchangeSimulator:
 
     async def _fail_before(self, rule: FailureRule, exchange: str) -> web.Response | None:
         if rule.kind == "http_429":
-            return self._rate_limited(exchange, force_429=True)
+            response = self._rate_limited(exchange, force_429=True)
+            if rule.retry_after_s is not None:
+                response.headers["Retry-After"] = _seconds(rule.retry_after_s)
+            return response
+        if rule.kind == "http_418":
+            return _banned(self, exchange, 1.0 if rule.retry_after_s is None else rule.retry_after_s)
+        if rule.kind == "server_error":
+            status, body = SERVER_ERRORS.get(exchange, _GENERIC_SERVER_ERROR)(self)
+            return web.Response(
+                text=body,
+                status=rule.status or status,
+                content_type=JSON_CONTENT_TYPE if body else "text/plain",
+            )
         if rule.kind in ("http_500", "http_502", "http_503"):
             status = int(rule.kind[-3:])
             reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}[status]
@@ -350,6 +390,60 @@ class ExchangeSimulator:
         if rule.kind == "timeout":
             await self._sleep(rule.timeout_s)
         return None
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _banned(sim: ExchangeSimulator, exchange: str, retry_after_s: float) -> web.Response:
+    """HTTP 418 with `Retry-After`. Binance's body is its `-1003` "IP banned until" message
+    (https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code, -1003 TOO_MANY_REQUESTS);
+    Bybit and Hyperliquid document no 418, so theirs is the bare status (what a proxy in front may send)."""
+    headers = {"Retry-After": _seconds(retry_after_s)}
+    if exchange != "binance":
+        return web.Response(status=418, text="", headers=headers)
+    until = sim.now() + int(retry_after_s * 1000)
+    body = {
+        "code": -1003,
+        "msg": f"Way too much request weight used; IP banned until {until}. Please use WebSocket Streams for "
+        "live updates to avoid bans.",
+    }
+    return web.Response(text=dumps(body), status=418, content_type=JSON_CONTENT_TYPE, headers=headers)
+
+
+def _binance_server_error(sim: ExchangeSimulator) -> tuple[int, str]:
+    """HTTP 500, `-1001 DISCONNECTED` "Internal error; unable to process your request. Please try again."
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code"""
+    del sim
+    return 500, dumps(
+        {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}
+    )
+
+
+def _bybit_server_error(sim: ExchangeSimulator) -> tuple[int, str]:
+    """`retCode` 10016 "Server error." in Bybit's v5 envelope (https://bybit-exchange.github.io/docs/v5/error,
+    UTA table; its websocket table: "1. internal server error; 2. Service is restarting"). Bybit sends
+    `retCode` errors with HTTP 200 (its HTTP status table lists only 400/401/403/404/429); set the rule's
+    `status` for a gateway that answers 503 with the same body."""
+    return 200, dumps(
+        {"retCode": 10016, "retMsg": "Server error.", "result": {}, "retExtInfo": {}, "time": sim.now()}
+    )
+
+
+def _generic_server_error(sim: ExchangeSimulator) -> tuple[int, str]:
+    """Hyperliquid documents no error body: a bare HTTP 500."""
+    del sim
+    return 500, ""
+
+
+_GENERIC_SERVER_ERROR = _generic_server_error
+SERVER_ERRORS: dict[str, Callable[[ExchangeSimulator], tuple[int, str]]] = {
+    "binance": _binance_server_error,
+    "bybit": _bybit_server_error,
+    "hyperliquid": _generic_server_error,
+}
+"""The `server_error` kind per exchange: (HTTP status, body) of its documented "internal error, try again"."""
 
 
 def _fail_after(rule: FailureRule, response: web.Response) -> web.Response:
