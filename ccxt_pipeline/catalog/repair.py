@@ -83,8 +83,16 @@ def overlapping_groups(files: list[DataFile]) -> list[list[DataFile]]:
 
 
 def merge_files(kind: DataKind, group: list[DataFile], *, durable: bool = True) -> Path:
-    """Replace `group` by one file over the union of their ranges holding the union of their rows."""
-    merged = sort_unique(kind, pa.concat_tables([read_data_file(kind, f.path) for f in group]))
+    """Replace `group` by one file over the union of their ranges holding the union of their rows.
+
+    An unreadable member is moved to quarantine (see `files.read_data_file`) and left out: the others are
+    merged over their own ranges (or, if one is left, kept as it is)."""
+    tables = [(f, read_data_file(kind, f.path)) for f in group]
+    parts = [t for _, t in tables if t is not None]
+    group = [f for f, t in tables if t is not None]
+    if len(group) < 2:  # nothing (or one file) left to merge
+        return group[0].path if group else tables[0][0].path
+    merged = sort_unique(kind, pa.concat_tables(parts))
     folder = group[0].path.parent
     target = folder / file_name(min(f.start for f in group), max(f.end for f in group))
     assert target.name.endswith(PARQUET)
