@@ -107,7 +107,9 @@ VENUES: dict[str, Venue] = {
             nautilus_venue="BINANCE",
             id_template="{base}{quote}-PERP",
             aliases=("binanceusdm", "binance-usdm"),
-            ccxt_options={"options": {"defaultType": "swap"}},
+            # No currency list: with an API key ccxt fetches it from the private sapi (capital/config/getall,
+            # margin/allPairs; ccxt/async_support/binance.py fetch_currencies), which market data never needs.
+            ccxt_options={"options": {"defaultType": "swap"}, "has": {"fetchCurrencies": False}},
             oi_history_periods=("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"),
             # https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Open-Interest-Statistics
             oi_history_raw=RawHistory(
@@ -140,8 +142,12 @@ VENUES: dict[str, Venue] = {
             nautilus_venue="BYBIT",
             id_template="{base}{quote}-LINEAR",
             aliases=("bybit-linear",),
-            # Loading only linear markets cuts load_markets from 11 requests to 2 (see docs/exchanges.md).
-            ccxt_options={"options": {"defaultType": "swap", "fetchMarkets": {"types": ["linear"]}}},
+            # Loading only linear markets cuts load_markets from 11 requests to 2 (see docs/exchanges.md). No
+            # currency list: with an API key ccxt asks the private /v5/asset/coin/query-info for it.
+            ccxt_options={
+                "options": {"defaultType": "swap", "fetchMarkets": {"types": ["linear"]}},
+                "has": {"fetchCurrencies": False},
+            },
             # fetch_open_interest gives the hourly history row, up to an hour old; tickers are live.
             current_oi="ticker",
             market_funding_interval_field="fundingInterval",

@@ -17,6 +17,7 @@ from ccxt_pipeline.cli.common import (
     CatalogOption,
     ConfigOption,
     ExchangeOption,
+    Exit,
     JsonOption,
     err,
     guarded,
@@ -75,6 +76,15 @@ def stream_liquidations(
         sys.stdout.write(json.dumps({"summary": summary.as_dict()}) + "\n")
     else:
         _print_summary(summary)
+    if summary.unsaved_events:  # the catalog never became writable again: one line, exit 1
+        err.print(f"error: {summary.unsaved_events} events not stored: {summary.storage}", markup=False)
+        raise typer.Exit(int(Exit.PARTIAL))
+    if summary.never_connected:
+        # An exchange that never connected is a failure, not a quiet success (exit 1, or 3 if none did).
+        for name, why in summary.never_connected.items():
+            err.print(f"error: {name} never connected: {why}", markup=False)
+        everyone = len(summary.never_connected) == len(summary.health)
+        raise typer.Exit(int(Exit.FAILED if everyone else Exit.PARTIAL))
 
 
 stream_liquidations.__doc__ = f"{stream_liquidations.__doc__}\n\n    {EXIT_CODES_HELP}"
@@ -100,7 +110,9 @@ async def _health_lines(stream: LiquidationStream, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         now = now_ns()
-        err.print("health  " + " | ".join(h.line(now) for h in stream.health.values()), markup=False)
+        lines = [h.line(now) for h in stream.health.values()]
+        storage = stream.batcher.status()  # `disk full: 25 events waiting` while it cannot write
+        err.print("health  " + " | ".join(lines + ([storage] if storage else [])), markup=False)
 
 
 def _printer(json_out: bool) -> Callable[[list[Record]], None]:
@@ -134,6 +146,8 @@ def _print_summary(summary: StreamSummary) -> None:
         err.print("  " + h.line(now), markup=False)
     if summary.dropped_batches:
         err.print(f"[bold red]{summary.dropped_batches} batches dropped: the writer fell behind[/]")
+    if summary.dropped_events:
+        err.print(f"{summary.dropped_events} events dropped while the catalog could not be written (gaps)")
 
 
 def _duration(text: str) -> float:

@@ -42,6 +42,14 @@ class StreamSummary:
     gaps_written: int
     dropped_batches: int
     notes: list[str] = field(default_factory=list)
+    never_connected: dict[str, str] = field(default_factory=dict)
+    """Exchanges whose stream never opened a connection, and why (their last error)."""
+    dropped_events: int = 0
+    """Events dropped while the catalog could not be written (past the writer's memory bound; gaps)."""
+    unsaved_events: int = 0
+    """Events still unwritten at the stop: the catalog never became writable again."""
+    storage: str | None = None
+    """Why the catalog could not be written at the stop (`disk full`, ...), if it could not."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +59,10 @@ class StreamSummary:
             "dropped_batches": self.dropped_batches,
             "exchanges": {n: h.as_dict() for n, h in self.health.items()},
             "notes": self.notes,
+            "never_connected": self.never_connected,
+            "dropped_events": self.dropped_events,
+            "unsaved_events": self.unsaved_events,
+            "storage": self.storage,
         }
 
 
@@ -91,6 +103,16 @@ def plan_stream(
     return plan, notes
 
 
+class _WatchedTap(Tap):
+    """A tap that remembers whether its websocket ever opened, for the summary (and the exit code)."""
+
+    ever_connected = False
+
+    def connected(self) -> None:
+        self.ever_connected = True
+        super().connected()
+
+
 class LiquidationStream:
     """Liquidations from every planned exchange into one queue and the catalog."""
 
@@ -108,6 +130,7 @@ class LiquidationStream:
         self.writer = CatalogWriter(settings.catalog_path) if request.store else None
         self.clock = clock
         self.health = {name: ExchangeHealth(name) for name in self.plan}
+        self.taps: dict[str, _WatchedTap] = {}
         self.batcher = BatchingWriter(
             self.writer, settings.stream.queue_size, settings.stream.flush_seconds, on_records
         )
@@ -123,7 +146,8 @@ class LiquidationStream:
             gap_ids = (
                 [i.instrument_id for i in instruments] if instruments else [f"MARKET.{venue.nautilus_venue}"]
             )
-            tap = Tap(venue, self.health[name], self.batcher.put, self.clock, gap_ids)
+            tap = _WatchedTap(venue, self.health[name], self.batcher.put, self.clock, gap_ids)
+            self.taps[name] = tap
             tap.definitions_root = self.writer.root if self.writer is not None else None
             settings = self.settings.exchanges.get(name) or ExchangeSettings()
             sources.append(
@@ -148,7 +172,21 @@ class LiquidationStream:
             gaps_written=self.batcher.gaps_written,
             dropped_batches=self.batcher.dropped,
             notes=self.notes,
+            never_connected=self._never_connected(time.monotonic() - started),
+            dropped_events=self.batcher.dropped_records,
+            unsaved_events=self.batcher.unsaved,
+            storage=self.batcher.blocked,
         )
+
+    def _never_connected(self, seconds: float) -> dict[str, str]:
+        """Exchanges that had something to subscribe but never opened a socket, with the reason."""
+        out = {}
+        for name, tap in self.taps.items():
+            health = self.health[name]
+            if tap.ever_connected or (health.note or "").startswith("not listed"):
+                continue
+            out[name] = health.last_error or f"no connection within {seconds:.1f}s"
+        return out
 
     async def _guarded(self, source: Any, name: str) -> None:
         """One exchange failing for good (its markets never load) never stops the others."""
