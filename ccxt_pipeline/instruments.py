@@ -8,13 +8,22 @@ Three input forms are accepted; surrounding whitespace is ignored and case does 
 * ccxt ``BTC/USDT:USDT``: that market on every requested exchange.
 * full NautilusTrader id ``BTCUSDT-LINEAR.BYBIT``: that one instrument; it pins its exchange.
 
-Names follow NautilusTrader's own adapters; the templates live in :mod:`ccxt_pipeline.venues`:
+Ids are NautilusTrader 1.221's own, built from the exchange's raw market id when the exchange's markets are
+known (ccxt ``market['id']``; Hyperliquid's coin name), and from a template otherwise
+(:mod:`ccxt_pipeline.venues` cites each adapter):
 
-    exchange     ccxt symbol     NautilusTrader id
-    binance      BTC/USDT:USDT   BTCUSDT-PERP.BINANCE
-    bybit        BTC/USDT:USDT   BTCUSDT-LINEAR.BYBIT
-    hyperliquid  BTC/USDC:USDC   BTC-USD-PERP.HYPERLIQUID   (all perps settle in USDC: any quote maps here)
-    okx          BTC/USDT:USDT   BTC-USDT-SWAP.OKX
+    exchange     ccxt symbol      raw id      NautilusTrader id
+    binance      BTC/USDT:USDT    BTCUSDT     BTCUSDT-PERP.BINANCE
+    bybit        BTC/USDT:USDT    BTCUSDT     BTCUSDT-LINEAR.BYBIT
+    bybit        BTC/USDC:USDC    BTCPERP     BTCPERP-LINEAR.BYBIT
+    hyperliquid  BTC/USDC:USDC    BTC         BTC-USD-PERP.HYPERLIQUID   (all perps settle in USDC: any quote maps here)
+    hyperliquid  kPEPE/USDC:USDC  kPEPE       kPEPE-USD-PERP.HYPERLIQUID (the coin's case is kept)
+    okx          BTC/USDT:USDT    BTC-USDT-SWAP  BTC-USDT-SWAP.OKX
+
+Case: input is matched case-insensitively against the markets an exchange lists, and the exchange's own
+spelling wins (``kpepeusdt-perp`` finds Hyperliquid's ``kPEPE``). Without markets, a base typed as lower-case
+letters before upper-case ones (``kPEPE``, Hyperliquid's 1000-unit coins) is kept as typed; any other base is
+upper-cased (``btc`` -> ``BTC``). Binance and Bybit ids are always upper-case, as NautilusTrader writes them.
 
 Only linear perpetuals (settled in their quote currency) are supported. Given the symbols each exchange
 lists (``markets``), symbols it does not list are errors that suggest close matches in the form typed.
@@ -28,7 +37,7 @@ import functools
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ccxt_pipeline.errors import SymbolError
 from ccxt_pipeline.venues import VENUES, Venue, get_venue, venue_for_nautilus
@@ -67,9 +76,10 @@ def resolve(
 ) -> list[Instrument]:
     """Resolve one typed symbol to one instrument per exchange, in `exchanges` order.
 
-    A full id resolves to its own exchange only. `markets` maps exchange names to the ccxt symbols each
-    lists; exchanges without an entry are not checked. Raises SymbolError (one line, with suggestions);
-    an unknown exchange name raises UnknownExchangeError.
+    A full id resolves to its own exchange only. `markets` maps exchange names to what each lists: its ccxt
+    symbols, or ccxt's `markets` dict (symbol -> market), which also gives each market's raw id and so the
+    exact NautilusTrader id; exchanges without an entry are not checked. Raises SymbolError (one line, with
+    suggestions); an unknown exchange name raises UnknownExchangeError.
     """
     typed = text.strip()
     venues = list({v.name: v for v in map(get_venue, exchanges)}.values())
@@ -81,12 +91,14 @@ def resolve(
     form: _Form
     if "/" in upper:
         form, (base, quote) = "ccxt", _split_ccxt(upper)
+        base = _spelling(typed, base)
         wanted = [_on_venue(v, base, quote) for v in venues]
     elif "." in upper:
         form, quote = "id", ""
-        wanted = [_from_full_id(typed, venues)]
+        wanted = [_from_full_id(typed, venues, markets)]
     else:
         form, (base, quote) = "generic", _split_generic(typed, upper)
+        base = _spelling(typed, base)
         wanted = [_on_venue(v, base, quote) for v in venues]
     return [_check_listed(inst, typed, form, quote, markets) for inst in wanted]
 
@@ -102,10 +114,12 @@ def resolve_many(
     return list(seen.values())
 
 
-def instrument_for(exchange: str, ccxt_symbol: str) -> Instrument:
+def instrument_for(exchange: str, ccxt_symbol: str, market: Mapping[str, Any] | None = None) -> Instrument:
     """The instrument of a ccxt market symbol on `exchange`, taken verbatim (as parsed from exchange data).
 
-    Raises SymbolError unless it is a linear perpetual this exchange can settle.
+    With the ccxt `market`, the id comes from the exchange's raw market id, as NautilusTrader builds it;
+    without, from the venue's template. Raises SymbolError unless it is a linear perpetual this exchange
+    can settle.
     """
     venue = get_venue(exchange)
     base, quote = _split_ccxt(ccxt_symbol)
@@ -113,7 +127,25 @@ def instrument_for(exchange: str, ccxt_symbol: str) -> Instrument:
         raise SymbolError(
             f"{ccxt_symbol!r} is not a {venue.name} perpetual: they all settle in {venue.settle}"
         )
-    return _instrument(venue, base, quote)
+    return _instrument(venue, base, quote, market)
+
+
+def nautilus_symbol(exchange: str, market: Mapping[str, Any]) -> str | None:
+    """NautilusTrader's symbol (the id without `.VENUE`) of a ccxt market, from the exchange's raw id.
+
+    `BTCPERP` -> `BTCPERP-LINEAR` (Bybit), `kPEPE` -> `kPEPE-USD-PERP` (Hyperliquid); None without a raw id.
+    """
+    venue = get_venue(exchange)
+    raw = market.get(venue.market_id_key)
+    if not isinstance(raw, str) or not raw:
+        return None
+    return venue.market_id_template.format(id=raw.upper() if venue.upper_symbols else raw)
+
+
+def listed_instrument(inst: Instrument, listed: Collection[str]) -> Instrument | None:
+    """`inst` as its exchange lists it (`listed`: its ccxt symbols or ccxt's `markets` dict): the exchange's
+    own spelling and, given markets, the id from the raw market id. None if not listed."""
+    return _find(VENUES[inst.exchange], inst.ccxt_symbol, listed)
 
 
 def parse_instrument_id(instrument_id: str) -> tuple[str, str]:
@@ -130,8 +162,16 @@ def parse_instrument_id(instrument_id: str) -> tuple[str, str]:
 # --- building and parsing names ------------------------------------------------------------------------
 
 
-def _instrument(venue: Venue, base: str, quote: str) -> Instrument:
-    symbol = venue.id_template.format(base=base, quote=quote)
+def _instrument(
+    venue: Venue, base: str, quote: str, market: Mapping[str, Any] | None = None, spelt: str | None = None
+) -> Instrument:
+    """The instrument of ccxt's `base`/`quote`; its id from the raw `market` id, else from the template
+    filled with the exchange's spelling of the coin (`spelt`, default `base`)."""
+    symbol = nautilus_symbol(venue.name, market) if market is not None else None
+    if symbol is None:
+        template = venue.quote_id_templates.get(quote, venue.id_template)
+        symbol = template.format(base=spelt or base, quote=quote)
+        symbol = symbol.upper() if venue.upper_symbols else symbol
     return Instrument(
         exchange=venue.name,
         ccxt_symbol=f"{base}/{quote}:{quote}",
@@ -142,9 +182,26 @@ def _instrument(venue: Venue, base: str, quote: str) -> Instrument:
     )
 
 
-def _on_venue(venue: Venue, base: str, quote: str) -> Instrument:
-    """The coin's linear perpetual on `venue`: where it settles in one currency, that is the quote."""
-    return _instrument(venue, base, venue.settle or quote)
+def _on_venue(venue: Venue, spelt: str, quote: str) -> Instrument:
+    """The coin's linear perpetual on `venue`: where it settles in one currency, that is the quote.
+
+    ccxt's unified base is upper-case (it lists Hyperliquid's `kPEPE` as `KPEPE/USDC:USDC`); the id keeps
+    the spelling `spelt`, where the venue does.
+    """
+    return _instrument(venue, spelt.upper(), venue.settle or quote, spelt=spelt)
+
+
+_KEEP_CASE = re.compile(r"[a-z]+[A-Z][A-Z0-9]*")
+"""A base spelt like Hyperliquid's 1000-unit coins (`kPEPE`): lower-case letters, then upper-case ones."""
+
+
+def _spelling(typed: str, base: str) -> str:
+    """`base` (parsed from the upper-cased input) as the user spelt it if that looks like `kPEPE`, else upper.
+
+    Every template starts with the base, so it is the first `len(base)` characters of what was typed.
+    """
+    spelt = typed[: len(base)]
+    return spelt if spelt.upper() == base and _KEEP_CASE.fullmatch(spelt) else base
 
 
 def _shown(inst: Instrument, form: _Form, typed_quote: str) -> str:
@@ -175,12 +232,30 @@ def _match(template: str, symbol: str, default_quote: str | None = None) -> tupl
     return (found["base"], quote) if quote else None
 
 
+def _templates(venue: Venue) -> list[tuple[str, str | None]]:
+    """(template, the quote it implies) pairs of `venue`, quote-specific ones first."""
+    return [*((t, q) for q, t in venue.quote_id_templates.items()), (venue.id_template, venue.settle)]
+
+
+def _parse_symbol(venue: Venue, symbol: str) -> Instrument | None:
+    """The instrument a Nautilus symbol (no venue suffix) on `venue` parses to by the templates, or None.
+
+    Its id may differ from `symbol` (`BTCUSDC-LINEAR` parses to Bybit's `BTCPERP-LINEAR`).
+    """
+    upper = symbol.upper()
+    for template, settle in _templates(venue):
+        parsed = _match(template, upper, settle)
+        if parsed is not None and (venue.settle is None or parsed[1] == venue.settle):
+            return _on_venue(venue, _spelling(symbol, parsed[0]), parsed[1])
+    return None
+
+
 def _from_symbol(venue: Venue, symbol: str) -> Instrument | None:
     """The instrument whose Nautilus symbol (no venue suffix) on `venue` is `symbol`, or None."""
-    parsed = _match(venue.id_template, symbol, venue.settle)
-    if parsed is None or (venue.settle is not None and parsed[1] != venue.settle):
+    inst = _parse_symbol(venue, symbol)
+    if inst is None or inst.instrument_id.partition(".")[0].upper() != symbol.upper():
         return None
-    return _instrument(venue, *parsed)
+    return inst
 
 
 def _split_ccxt(symbol: str) -> tuple[str, str]:
@@ -244,17 +319,28 @@ def _split_generic(typed: str, upper: str) -> tuple[str, str]:
     )
 
 
-def _from_full_id(typed: str, venues: Sequence[Venue]) -> Instrument:
-    symbol, suffix = (part.upper() for part in parse_instrument_id(typed))
+def _from_full_id(
+    typed: str, venues: Sequence[Venue], markets: Mapping[str, Collection[str]] | None
+) -> Instrument:
+    typed_symbol, typed_suffix = parse_instrument_id(typed)
+    symbol, suffix = typed_symbol.upper(), typed_suffix.upper()
     venue = venue_for_nautilus(suffix)
     if venue is None:
         known = [v.nautilus_venue for v in VENUES.values()]
         close = difflib.get_close_matches(suffix, known, n=1)
         hint = f"; did you mean '{symbol}.{close[0]}'?" if close else ""
         raise SymbolError(f"unknown venue {suffix!r} in {typed!r} (known: {', '.join(known)}){hint}")
-    inst = _from_symbol(venue, symbol)
+    listed = _listed(venue, markets)
+    inst = _by_nautilus_symbol(venue, typed_symbol, listed) if listed is not None else None
     if inst is None:
-        templates = [(GENERIC_TEMPLATE, None), *((v.id_template, v.settle) for v in VENUES.values())]
+        inst = _parse_symbol(venue, typed_symbol)
+        if inst is not None and inst.instrument_id.partition(".")[0].upper() != symbol:
+            raise SymbolError(
+                f"{typed!r} is not how NautilusTrader names that {venue.name} market; "
+                f"did you mean {inst.instrument_id!r}?"
+            )
+    if inst is None:
+        templates = [(GENERIC_TEMPLATE, None), *(t for v in VENUES.values() for t in _templates(v))]
         guess = next(filter(None, (_match(t, symbol, settle) for t, settle in templates)), None)
         example = _on_venue(venue, *(guess or ("BTC", "USDT"))).instrument_id
         hint = f"did you mean {example!r}?" if guess else f"expected e.g. {example!r}"
@@ -278,15 +364,21 @@ def _check_listed(
     typed_quote: str,
     markets: Mapping[str, Collection[str]] | None,
 ) -> Instrument:
-    """`inst` if its exchange lists it, or no markets were given for it; else SymbolError with suggestions."""
+    """`inst` as its exchange lists it, or unchanged if no markets were given for it; else SymbolError
+    with suggestions."""
     venue = VENUES[inst.exchange]
     listed = _listed(venue, markets)
-    if listed is None or inst.ccxt_symbol in listed:
+    if listed is None:
         return inst
-    spelled = {s.upper(): s for s in listed}.get(inst.ccxt_symbol.upper())
-    if spelled is not None:  # listed, in the exchange's own spelling
-        return instrument_for(venue.name, spelled)
-    linear = filter(None, (_linear(venue, s) for s in listed))
+    found = _find(venue, inst.ccxt_symbol, listed)
+    if found is not None:
+        if form == "id" and found.instrument_id.upper() != inst.instrument_id.upper():
+            raise SymbolError(
+                f"{typed!r} is not how NautilusTrader names {venue.name}'s {found.ccxt_symbol!r}; "
+                f"did you mean {found.instrument_id!r}?"
+            )
+        return found
+    linear = filter(None, (_linear(venue, s, _market(listed, s)) for s in listed))
     close = _closest(typed.upper(), inst.base.upper(), {_shown(o, form, typed_quote): o.base for o in linear})
     hint = f"did you mean {_one_of(close)}?" if close else "no close matches"
     raise SymbolError(f"{typed!r} is not listed on {venue.name} (no market {inst.ccxt_symbol!r}); {hint}")
@@ -298,9 +390,38 @@ def _listed(venue: Venue, markets: Mapping[str, Collection[str]] | None) -> Coll
     return next((markets[k] for k in (venue.name, venue.ccxt_id, *venue.aliases) if k in markets), None)
 
 
-def _linear(venue: Venue, symbol: str) -> Instrument | None:
+def _market(listed: Collection[str], symbol: str) -> Mapping[str, Any] | None:
+    """The ccxt market of `symbol` where `listed` is ccxt's markets dict, else None."""
+    market = listed.get(symbol) if isinstance(listed, Mapping) else None
+    return market if isinstance(market, Mapping) else None
+
+
+def _find(venue: Venue, ccxt_symbol: str, listed: Collection[str]) -> Instrument | None:
+    """The listed linear perpetual `ccxt_symbol`, in the exchange's own spelling (case-insensitive match)."""
+    spelled = ccxt_symbol if ccxt_symbol in listed else None
+    if spelled is None:
+        spelled = {s.upper(): s for s in listed}.get(ccxt_symbol.upper())
+    return None if spelled is None else _linear(venue, spelled, _market(listed, spelled))
+
+
+def _by_nautilus_symbol(venue: Venue, symbol: str, listed: Collection[str]) -> Instrument | None:
+    """The listed linear perpetual whose Nautilus symbol is `symbol` (exact case first), given markets."""
+    if not isinstance(listed, Mapping):
+        return None
+    found: dict[str, Instrument] = {}
+    for ccxt_symbol in listed:
+        market = _market(listed, ccxt_symbol)
+        own = nautilus_symbol(venue.name, market) if market is not None else None
+        if own is not None and own.upper() == symbol.upper():
+            inst = _linear(venue, ccxt_symbol, market)
+            if inst is not None:
+                found[own] = inst
+    return found.get(symbol) or next(iter(found.values()), None)
+
+
+def _linear(venue: Venue, symbol: str, market: Mapping[str, Any] | None = None) -> Instrument | None:
     try:
-        return instrument_for(venue.name, symbol)
+        return instrument_for(venue.name, symbol, market)
     except SymbolError:
         return None
 

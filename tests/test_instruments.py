@@ -147,7 +147,7 @@ def test_generic_split(text: str, base: str, quote: str) -> None:
 def test_full_ids_of_other_coins() -> None:
     assert resolve("1000PEPE-USDT-SWAP.OKX", ALL)[0].ccxt_symbol == "1000PEPE/USDT:USDT"
     assert resolve("ETH-USD-PERP.HYPERLIQUID", ALL)[0].ccxt_symbol == "ETH/USDC:USDC"
-    assert resolve("ETHUSDC-LINEAR.BYBIT", ALL)[0].ccxt_symbol == "ETH/USDC:USDC"
+    assert resolve("ETHPERP-LINEAR.BYBIT", ALL)[0].ccxt_symbol == "ETH/USDC:USDC"
 
 
 def test_resolve_many_deduplicates_and_keeps_order() -> None:
@@ -161,7 +161,7 @@ def test_resolve_many_deduplicates_and_keeps_order() -> None:
         "ETHUSDT-PERP.BINANCE",
         "ETHUSDT-LINEAR.BYBIT",
         "BTCUSDC-PERP.BINANCE",
-        "BTCUSDC-LINEAR.BYBIT",
+        "BTCPERP-LINEAR.BYBIT",
     ]
     # Hyperliquid maps every quote to USDC: two texts, one instrument.
     assert resolve_many(["BTCUSDT-PERP", "BTCUSDC-PERP"], ["hyperliquid"]) == [BTC["hyperliquid"]]
@@ -370,7 +370,7 @@ def test_unlisted_full_id_suggests_full_ids() -> None:
     message = error("ETCUSDT-LINEAR.BYBIT", ALL, MARKETS)
     assert message.startswith("'ETCUSDT-LINEAR.BYBIT' is not listed on bybit")
     assert message.endswith(
-        "did you mean 'BTCUSDT-LINEAR.BYBIT', 'ETHUSDT-LINEAR.BYBIT' or 'BTCUSDC-LINEAR.BYBIT'?"
+        "did you mean 'BTCUSDT-LINEAR.BYBIT', 'ETHUSDT-LINEAR.BYBIT' or 'BTCPERP-LINEAR.BYBIT'?"
     )
     assert error("btc-usdc-swap.okx", ALL, MARKETS).endswith("did you mean 'BTC-USDT-SWAP.OKX'?")
 

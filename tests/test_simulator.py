@@ -28,13 +28,24 @@ HOUR = data.HOUR_MS
 DAY = data.DAY_MS
 SYMBOLS = {
     "binance": ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"],
-    "bybit": ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"],
-    "hyperliquid": ["BTC/USDC:USDC", "ETH/USDC:USDC", "SOL/USDC:USDC"],
+    "bybit": ["BTC/USDC:USDC", "BTC/USDT:USDT", "ETH/USDC:USDC", "ETH/USDT:USDT", "SOL/USDT:USDT"],
+    "hyperliquid": ["BTC/USDC:USDC", "ETH/USDC:USDC", "KPEPE/USDC:USDC", "SOL/USDC:USDC"],
 }
 IDS = {
     "binance": {"BTC/USDT:USDT": "BTCUSDT", "ETH/USDT:USDT": "ETHUSDT", "SOL/USDT:USDT": "SOLUSDT"},
-    "bybit": {"BTC/USDT:USDT": "BTCUSDT", "ETH/USDT:USDT": "ETHUSDT", "SOL/USDT:USDT": "SOLUSDT"},
-    "hyperliquid": {"BTC/USDC:USDC": "BTC", "ETH/USDC:USDC": "ETH", "SOL/USDC:USDC": "SOL"},
+    "bybit": {
+        "BTC/USDT:USDT": "BTCUSDT",
+        "ETH/USDT:USDT": "ETHUSDT",
+        "SOL/USDT:USDT": "SOLUSDT",
+        "BTC/USDC:USDC": "BTCPERP",
+        "ETH/USDC:USDC": "ETHPERP",
+    },
+    "hyperliquid": {
+        "BTC/USDC:USDC": "BTC",
+        "ETH/USDC:USDC": "ETH",
+        "SOL/USDC:USDC": "SOL",
+        "KPEPE/USDC:USDC": "kPEPE",
+    },
 }
 BASE_OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {"options": {"defaultType": "swap"}},
@@ -347,7 +358,7 @@ async def test_bybit_funding_rates_and_tickers(sim: ExchangeSimulator) -> None:
             assert float(info["openInterest"]) == oi("bybit", sid, NOW)
             assert float(info["openInterestValue"]) == data.open_interest_value("bybit", sid, NOW, seed=7)
             assert tickers[symbol]["markPrice"] == data.mark_price("bybit", sid, NOW, seed=7)
-    assert sim.count("bybit", "/v5/market/tickers") == 5
+    assert sim.count("bybit", "/v5/market/tickers") == len(IDS["bybit"]) + 2  # each rate, all rates, tickers
 
 
 async def test_bybit_funding_history(sim: ExchangeSimulator) -> None:
@@ -529,7 +540,7 @@ async def test_failure_rule_times_and_every(sim: ExchangeSimulator) -> None:
 async def test_hyperliquid_failures_match_the_info_type(sim: ExchangeSimulator) -> None:
     async with client(sim, "hyperliquid") as h:
         sim.add_failure(FailureRule(kind="http_502", exchange="hyperliquid", match="fundingHistory"))
-        assert len(await h.fetch_open_interests()) == 3
+        assert len(await h.fetch_open_interests()) == len(SYMBOLS["hyperliquid"])
         with pytest.raises(ccxt.ExchangeNotAvailable):
             await h.fetch_funding_rate_history("BTC/USDC:USDC", NOW - DAY)
 
@@ -651,7 +662,7 @@ async def test_bybit_instruments_info_cursor_paging(sim: ExchangeSimulator) -> N
     seen: list[str] = []
     cursor = ""
     async with aiohttp.ClientSession() as http:
-        for _ in range(5):
+        for _ in range(10):
             url = f"{sim.base_url}/v5/market/instruments-info?category=linear&limit=1&cursor={cursor}"
             async with http.get(url) as resp:
                 result = (await resp.json())["result"]
@@ -661,7 +672,7 @@ async def test_bybit_instruments_info_cursor_paging(sim: ExchangeSimulator) -> N
                 break
         async with http.get(f"{sim.base_url}/v5/market/instruments-info?category=spot") as resp:
             assert (await resp.json())["result"]["list"] == []
-    assert seen == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    assert seen == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BTCPERP", "ETHPERP"]
 
 
 async def test_stop_then_start_is_a_real_refused_outage(sim: ExchangeSimulator) -> None:
@@ -672,4 +683,4 @@ async def test_stop_then_start_is_a_real_refused_outage(sim: ExchangeSimulator) 
             await y.fetch_funding_rates()
         await sim.start()  # same port again
         assert sim.port == port
-        assert len(await y.fetch_funding_rates()) == 3
+        assert len(await y.fetch_funding_rates()) == len(SYMBOLS["bybit"])

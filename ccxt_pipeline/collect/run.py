@@ -295,7 +295,7 @@ async def _exchange_job(
         unknown = {}
         for symbol in request.symbols:
             try:
-                found = resolve(symbol, [client.name], {client.name: list(client.markets)})
+                found = resolve(symbol, [client.name], {client.name: client.markets})
             except SymbolError as exc:
                 unknown[symbol] = str(exc)
                 report.notes.append(str(exc))

@@ -14,7 +14,8 @@ Shapes of the series:
 The point functions are memoised (pure, so a cache changes nothing but speed): the simulator must answer
 in its configured latency, not in the time it takes to compute a month of 5-minute points.
 
-Symbols are the exchanges' own ids (`BTCUSDT`, or the coin `BTC` on Hyperliquid).
+Symbols are the exchanges' own ids (`BTCUSDT`, Bybit's USDC perpetual `BTCPERP`, or the coin `BTC` / `kPEPE`
+on Hyperliquid).
 """
 
 from __future__ import annotations
@@ -96,15 +97,17 @@ def _inst(
     launch_ms: int,
     base_price: float,
     base_oi: float,
+    quote: str = "USDT",
+    ident: str | None = None,
 ) -> Instrument:
     if exchange == "hyperliquid":
         ident, quote, settle = coin, "USDC", "USDC"
     else:
-        ident, quote, settle = f"{coin}USDT", "USDT", "USDT"
+        ident, settle = ident or f"{coin}{quote}", quote
     return Instrument(
         exchange=exchange,
         id=ident,
-        ccxt_symbol=f"{coin}/{quote}:{settle}",
+        ccxt_symbol=f"{coin.upper()}/{quote}:{settle}",  # ccxt upper-cases codes: kPEPE -> KPEPE/USDC:USDC
         base=coin,
         quote=quote,
         settle=settle,
@@ -121,7 +124,7 @@ def _inst(
     )
 
 
-_BASE_PRICE = {"BTC": 90_000.0, "ETH": 3_000.0, "SOL": 150.0}
+_BASE_PRICE = {"BTC": 90_000.0, "ETH": 3_000.0, "SOL": 150.0, "kPEPE": 0.0105}
 
 INSTRUMENTS: dict[str, tuple[Instrument, ...]] = {
     "binance": (
@@ -211,6 +214,41 @@ INSTRUMENTS: dict[str, tuple[Instrument, ...]] = {
             base_price=_BASE_PRICE["SOL"],
             base_oi=6_000_000.0,
         ),
+        # USDC perpetuals: Bybit names them `<BASE>PERP` (the "USDC" group of
+        # https://bybit-exchange.github.io/docs/v5/market/fee-group-info lists BTCPERP, ETHPERP, ...), with
+        # quoteCoin and settleCoin USDC; ccxt maps them to BTC/USDC:USDC. Filters are illustrative.
+        _inst(
+            "bybit",
+            "BTC",
+            quote="USDC",
+            ident="BTCPERP",
+            tick="0.10",
+            step="0.001",
+            price_decimals=2,
+            amount_decimals=3,
+            min_qty="0.001",
+            max_qty="100.000",
+            max_leverage=100,
+            launch_ms=1_640_995_200_000,
+            base_price=_BASE_PRICE["BTC"],
+            base_oi=4_000.0,
+        ),
+        _inst(
+            "bybit",
+            "ETH",
+            quote="USDC",
+            ident="ETHPERP",
+            tick="0.01",
+            step="0.01",
+            price_decimals=2,
+            amount_decimals=2,
+            min_qty="0.01",
+            max_qty="1500.00",
+            max_leverage=100,
+            launch_ms=1_640_995_200_000,
+            base_price=_BASE_PRICE["ETH"],
+            base_oi=60_000.0,
+        ),
     ),
     "hyperliquid": (
         _inst(
@@ -254,6 +292,22 @@ INSTRUMENTS: dict[str, tuple[Instrument, ...]] = {
             launch_ms=HISTORY_START_MS,
             base_price=_BASE_PRICE["SOL"],
             base_oi=3_000_000.0,
+        ),
+        # Hyperliquid spells its 1000-unit coins with a lower-case `k` (meta universe name "kPEPE",
+        # szDecimals 0): https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals
+        _inst(
+            "hyperliquid",
+            "kPEPE",
+            tick="",
+            step="1",
+            price_decimals=6,
+            amount_decimals=0,
+            min_qty="1",
+            max_qty="",
+            max_leverage=10,
+            launch_ms=HISTORY_START_MS,
+            base_price=_BASE_PRICE["kPEPE"],
+            base_oi=4_000_000_000.0,
         ),
     ),
 }
@@ -385,9 +439,12 @@ _SCHEDULES: dict[tuple[str, str], tuple[tuple[int, int], ...]] = {
     ("bybit", "BTCUSDT"): ((HISTORY_START_MS, 8),),
     ("bybit", "ETHUSDT"): ((HISTORY_START_MS, 8),),
     ("bybit", "SOLUSDT"): ((HISTORY_START_MS, 4),),
+    ("bybit", "BTCPERP"): ((HISTORY_START_MS, 8),),
+    ("bybit", "ETHPERP"): ((HISTORY_START_MS, 8),),
     ("hyperliquid", "BTC"): ((HISTORY_START_MS, 1),),
     ("hyperliquid", "ETH"): ((HISTORY_START_MS, 1),),
     ("hyperliquid", "SOL"): ((HISTORY_START_MS, 1),),
+    ("hyperliquid", "kPEPE"): ((HISTORY_START_MS, 1),),
 }
 """Funding schedule per symbol: (from ms, interval hours) segments; switch times lie on both grids."""
 

@@ -19,7 +19,7 @@ from ccxt_pipeline.catalog.definitions import ensure_definition
 from ccxt_pipeline.errors import ExchangeError
 from ccxt_pipeline.exchanges.client import ExchangeClient
 from ccxt_pipeline.exchanges.retry import RetryPolicy
-from ccxt_pipeline.instruments import Instrument
+from ccxt_pipeline.instruments import Instrument, listed_instrument
 from ccxt_pipeline.settings import ExchangeSettings, StreamSettings
 from ccxt_pipeline.stream.tap import Tap, tapped
 from ccxt_pipeline.timeutil import NS_PER_MS, NS_PER_SECOND
@@ -80,8 +80,9 @@ async def _stream(
     health = tap.health
     tap.bind(client.exchange)
     if instruments is not None:
-        listed = [i for i in instruments if i.ccxt_symbol in client.markets]
-        missing = [i.instrument_id for i in instruments if i not in listed]
+        found = [(i, listed_instrument(i, client.markets)) for i in instruments]  # ids from raw market ids
+        listed = [x for _, x in found if x is not None]
+        missing = [i.instrument_id for i, x in found if x is None]
         if missing:
             health.note = f"not listed on {tap.venue.name}: {', '.join(missing)}"
         if not listed:

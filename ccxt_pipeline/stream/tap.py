@@ -70,7 +70,7 @@ class Tap:
         if not market or not market.get("linear") or not market.get("symbol"):
             return None  # spot, inverse or unknown: not a market we keep
         try:
-            inst = instrument_for(self.venue.name, market["symbol"])
+            inst = instrument_for(self.venue.name, market["symbol"], market)
         except SymbolError:
             return None
         if self.definitions_root is not None:  # a whole-market stream meets instruments as they come
