@@ -65,7 +65,24 @@ class Venue:
     nautilus_venue: str
     """The NautilusTrader venue suffix (`BINANCE`)."""
     id_template: str
-    """The Nautilus symbol of a linear perpetual; `{base}` and `{quote}` are filled in."""
+    """The Nautilus symbol of a linear perpetual when no markets are loaded; `{base}` and `{quote}` are
+    filled in. With markets, `market_id_template` (from the exchange's own market id) wins."""
+    market_id_template: str = "{id}"
+    """The Nautilus symbol from the exchange's raw market id (`{id}`), as NautilusTrader's adapter builds it."""
+    market_id_key: str = "id"
+    """The key of ccxt's market holding that raw id (Hyperliquid: `baseName`, the coin; ccxt's `id` there is
+    the asset index)."""
+    quote_id_templates: dict[str, str] = field(default_factory=dict)
+    """Quote-specific fallbacks of `id_template` (Bybit's USDC perpetuals are `BTCPERP`)."""
+    upper_symbols: bool = False
+    """Whether NautilusTrader upper-cases the raw id (its BinanceSymbol and BybitSymbol do)."""
+    market_base_key: str = "baseId"
+    """The key of ccxt's market holding the exchange's own base code, NautilusTrader's base currency
+    (Hyperliquid: `baseName`, `kPEPE`, where ccxt's base is `KPEPE`)."""
+    raw_symbol_is_id: bool = True
+    """The definition's `raw_symbol`: the raw market id, or (Hyperliquid) the Nautilus symbol itself."""
+    nautilus_quote: str | None = None
+    """The quote currency NautilusTrader gives the instrument where it differs from ccxt's (Hyperliquid: USD)."""
     settle: str | None = None
     """The one settlement currency of the exchange's perpetuals, where it has only one (Hyperliquid: USDC)."""
     aliases: tuple[str, ...] = ()
@@ -105,7 +122,11 @@ VENUES: dict[str, Venue] = {
             name="binance",
             ccxt_id="binanceusdm",
             nautilus_venue="BINANCE",
+            # nautilus_trader/adapters/binance/common/symbol.py BinanceSymbol.parse_as_nautilus: upper-cased
+            # exchange symbol + "-PERP" (futures/providers.py _parse_instrument).
             id_template="{base}{quote}-PERP",
+            market_id_template="{id}-PERP",
+            upper_symbols=True,
             aliases=("binanceusdm", "binance-usdm"),
             # No currency list: with an API key ccxt fetches it from the private sapi (capital/config/getall,
             # margin/allPairs; ccxt/async_support/binance.py fetch_currencies), which market data never needs.
@@ -140,7 +161,14 @@ VENUES: dict[str, Venue] = {
             name="bybit",
             ccxt_id="bybit",
             nautilus_venue="BYBIT",
+            # nautilus_trader/adapters/bybit/schemas/instrument.py BybitInstrumentLinear.parse_to_instrument:
+            # BybitSymbol(symbol + "-LINEAR"), upper-cased (adapters/bybit/common/symbol.py). USDC perpetuals
+            # are `<BASE>PERP` on Bybit: every symbol of the "USDC" group in
+            # https://bybit-exchange.github.io/docs/v5/market/fee-group-info ends in PERP (BTCPERP, ETHPERP).
             id_template="{base}{quote}-LINEAR",
+            market_id_template="{id}-LINEAR",
+            quote_id_templates={"USDC": "{base}PERP-LINEAR"},
+            upper_symbols=True,
             aliases=("bybit-linear",),
             # Loading only linear markets cuts load_markets from 11 requests to 2 (see docs/exchanges.md). No
             # currency list: with an API key ccxt asks the private /v5/asset/coin/query-info for it.
@@ -187,8 +215,16 @@ VENUES: dict[str, Venue] = {
             name="hyperliquid",
             ccxt_id="hyperliquid",
             nautilus_venue="HYPERLIQUID",
-            # Hyperliquid perps settle in USDC; NautilusTrader names them `BTC-USD-PERP`.
+            # Hyperliquid perps settle in USDC; NautilusTrader names them `<coin>-USD-PERP`, keeping the
+            # coin's case (`kPEPE-USD-PERP`), with quote USD and raw_symbol the same string:
+            # nautilus_trader crates/adapters/hyperliquid/src/http/parse.rs (v1.221.0) parse_perp_instruments,
+            # create_instrument_from_def.
             id_template="{base}-USD-PERP",
+            market_id_template="{id}-USD-PERP",
+            market_id_key="baseName",
+            market_base_key="baseName",
+            raw_symbol_is_id=False,
+            nautilus_quote="USD",
             settle="USDC",
             # Perpetuals only, and no currency list: load_markets makes 1 request instead of 5.
             ccxt_options={
