@@ -6,21 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccxt_pipeline.collect.paging import page_window, page_windows
-from ccxt_pipeline.collect.plan import Range, grid_windows, missing_grid_points, missing_ranges
+from ccxt_pipeline.collect.plan import Range, grid_windows, missing_grid_points
 from ccxt_pipeline.timeutil import parse_when
 
 STEP = 300
-
-
-def test_missing_ranges() -> None:
-    assert missing_ranges(0, 100, None, head_step=10, tail_step=10) == [Range(0, 100)]
-    assert missing_ranges(0, 100, (0, 100), head_step=10, tail_step=10) == []
-    assert missing_ranges(0, 100, (50, 95), head_step=10, tail_step=10) == [
-        Range(0, 49)
-    ]  # no room for a tail
-    assert missing_ranges(0, 100, (50, 80), head_step=10, tail_step=10) == [Range(0, 49), Range(81, 100)]
-    assert missing_ranges(60, 100, (0, 50), head_step=10, tail_step=10) == [Range(60, 100)]
-    assert missing_ranges(100, 50, None, head_step=10, tail_step=10) == []
 
 
 def test_grid_windows_hold_at_most_limit_points() -> None:

@@ -6,25 +6,24 @@ list one folder and compare fixed-width names as strings, so they stay fast with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from ccxt_pipeline.catalog.files import read_data_file
 from ccxt_pipeline.catalog.layout import (
-    DataFile,
     data_file_names,
     instrument_dir,
     list_data_files,
     list_instruments,
     name_overlaps,
+    overlapping_files,
     parse_file_name,
     stamp_bounds,
 )
-from ccxt_pipeline.catalog.schema import DataKind, from_table
-from ccxt_pipeline.errors import CatalogError
+from ccxt_pipeline.catalog.schema import COVERAGE_GAP, DataKind, from_table
 from ccxt_pipeline.models import Record
 from ccxt_pipeline.venues import get_venue
 
@@ -56,20 +55,47 @@ class CatalogReader:
                 return parsed[0]
         return None
 
-    def grid_span(self, kind: DataKind, instrument_id: str, step: int) -> tuple[int, int] | None:
-        """The first and last stored history points on the `step` grid (`ts_init == ts_event`, a multiple of
-        `step`), skipping live snapshots that share the folder. Reads the ts columns of as few files as it
-        must: from each end inwards until a grid point is found."""
-        files = list_data_files(instrument_dir(self.root, kind, instrument_id))
+    def read_columns(
+        self, kind: DataKind, instrument_id: str, columns: Sequence[str], start: int, end: int
+    ) -> pa.Table:
+        """Only `columns` (and `ts_init`) of the rows with `start <= ts_init <= end`, sorted by `ts_init`,
+        read from the files whose names overlap the range: what history planning needs, without the rest."""
+        wanted = list(dict.fromkeys(["ts_init", *columns]))
+        parts = []
+        for f in overlapping_files(instrument_dir(self.root, kind, instrument_id), start, end):
+            table = read_data_file(kind, f.path, columns=wanted)
+            if table is None:  # unreadable, moved to quarantine: a hole the next fetch fills
+                continue
+            if f.start < start or f.end > end:
+                ts = table.column("ts_init")
+                table = table.filter(pc.and_(pc.greater_equal(ts, start), pc.less_equal(ts, end)))
+            parts.append(table.cast(pa.schema([kind.schema.field(c) for c in wanted])))
+        if not parts:
+            return pa.schema([kind.schema.field(c) for c in wanted]).empty_table()
+        return pa.concat_tables(parts)
 
-        def grid_points(f: DataFile) -> list[int]:
-            table = pq.ParquetFile(f.path).read(columns=["ts_event", "ts_init"], use_threads=False)
-            ts_init, ts_event = table.column("ts_init").to_numpy(), table.column("ts_event").to_numpy()
-            return [int(t) for t in ts_init[(ts_init == ts_event) & (ts_init % step == 0)]]
-
-        first = next((min(p) for f in files if (p := grid_points(f))), None)
-        last = next((max(p) for f in reversed(files) if (p := grid_points(f))), None)
-        return (first, last) if first is not None and last is not None else None
+    def recorded_gaps(
+        self, instrument_id: str, data_type: str, start: int, end: int
+    ) -> list[tuple[int, int]]:
+        """The recorded coverage gaps of `data_type` for the instrument that meet [start, end], as inclusive
+        (start, end) ranges. A gap's file is named for its start, so every file starting by `end` is read
+        (gaps are few)."""
+        out = []
+        for f in list_data_files(instrument_dir(self.root, COVERAGE_GAP, instrument_id)):
+            if f.start > end:
+                break
+            table = read_data_file(COVERAGE_GAP, f.path, columns=["ts_init", "end_ns", "data_type"])
+            if table is None:
+                continue
+            for first, last, kind in zip(
+                table.column("ts_init").to_pylist(),
+                table.column("end_ns").to_pylist(),
+                table.column("data_type").to_pylist(),
+                strict=True,
+            ):
+                if kind == data_type and first <= end and last >= start:
+                    out.append((first, last))
+        return out
 
     def coverage(self, kind: DataKind, instrument_id: str, tolerance_ns: int = 0) -> list[tuple[int, int]]:
         """The `ts_init` ranges present, from file names: touching ranges, or ranges no more than
@@ -115,7 +141,9 @@ class CatalogReader:
             folder = instrument_dir(self.root, kind, iid)
             for name in data_file_names(folder):
                 if name_overlaps(name, lo, hi):
-                    parts.append(self._read(kind, folder / name, start, end))
+                    part = self._read(kind, folder / name, start, end)
+                    if part is not None:  # None: unreadable, moved to quarantine
+                        parts.append(part)
         if not parts:
             return kind.schema.empty_table()
         table = pa.concat_tables(parts)
@@ -134,15 +162,13 @@ class CatalogReader:
         """Like :meth:`query`, as validated models."""
         return from_table(kind, self.query(kind, instrument_ids, exchanges, start, end))
 
-    def _read(self, kind: DataKind, path: Path, start: int | None, end: int | None) -> pa.Table:
+    def _read(self, kind: DataKind, path: Path, start: int | None, end: int | None) -> pa.Table | None:
         """One file in the type's schema, cut to [start, end] (sequential reads of small files beat a
-        dataset scan: one year of daily files reads in tens of milliseconds)."""
-        try:
-            table = pq.ParquetFile(path).read(use_threads=False)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise CatalogError(f"cannot read {path}: {exc}") from exc
-        if table.schema != kind.schema:
-            table = table.select(kind.columns).cast(kind.schema)
+        dataset scan: one year of daily files reads in tens of milliseconds); None if it is unreadable
+        (it has been moved to quarantine)."""
+        table = read_data_file(kind, path)
+        if table is None:
+            return None
         bounds = parse_file_name(path.name)
         if bounds is not None and (
             (start is not None and bounds[0] < start) or (end is not None and bounds[1] > end)

@@ -13,19 +13,23 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ccxt_pipeline.catalog.schema import FUNDING_RATE, to_table
-from ccxt_pipeline.collect.history import History, Hooks
-from ccxt_pipeline.collect.paging import page_windows
-from ccxt_pipeline.collect.plan import Range, missing_ranges
+from ccxt_pipeline.collect.history import Checkpoints, History, Hooks, Store, Stored
+from ccxt_pipeline.collect.paging import Outcome, fetch_each
+from ccxt_pipeline.collect.plan import Range, confirmed_holes, settlement_holes, span_windows, subtract
 from ccxt_pipeline.exchanges.client import ExchangeClient
 from ccxt_pipeline.instruments import Instrument
-from ccxt_pipeline.models import CoverageGap, FundingRate, FundingRateEstimate
+from ccxt_pipeline.models import CoverageGap, FundingRateEstimate
 from ccxt_pipeline.parsers.common import interval_minutes
 from ccxt_pipeline.parsers.funding import parse_funding_estimate, parse_funding_history
-from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_MS, now_ns
+from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_MS, NS_PER_SECOND, now_ns
 
 Clock = Callable[[], int]
 _SHORTEST_INTERVAL = NS_PER_HOUR
 _LONGEST_INTERVAL = NS_PER_DAY
+_STAMP_SLACK = NS_PER_SECOND
+"""Settlements may be stamped a little after the hour (Hyperliquid: `"time":1683849600076` in
+https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals), so two can be
+slightly less than an interval apart: paging allows this much."""
 
 
 async def current_funding(
@@ -77,28 +81,36 @@ async def funding_history(
     inst: Instrument,
     start: int,
     end: int,
-    stored: tuple[int, int] | None,
-    last_interval: int | None,
+    stored: Stored,
+    store: Store,
     *,
     clock: Clock = now_ns,
     hooks: Hooks | None = None,
 ) -> History:
-    """Every settlement in [start, end] not already stored, with its interval, and the holes between."""
+    """Every settlement in [start, end] not already stored (nor recorded as a gap), with its interval,
+    handed to `store` in checkpoints as it arrives; and the holes the exchange left."""
     client.require("fetchFundingRateHistory", "funding rate history")
     venue = client.venue
     end = min(end, clock())
-    interval = known_interval(client, inst.ccxt_symbol) or venue.default_funding_interval_minutes
-    tail_step = (last_interval or venue.funding_interval_minutes or 60) * NS_PER_MINUTE
-    ranges = missing_ranges(start, end, stored, head_step=_SHORTEST_INTERVAL, tail_step=tail_step)
-    out = History(FUNDING_RATE, FUNDING_RATE.schema.empty_table())
+    out = History(FUNDING_RATE)
+    settled = list(zip(stored.times.tolist(), stored.intervals, strict=True))
+    ranges = subtract(settlement_holes(start, end, settled, shortest=_SHORTEST_INTERVAL), stored.gaps)
     if not ranges:
         return out
-    # Fetch one settlement further back than asked, so the first row's interval is known too.
-    padded = [Range(max(0, r.start - _LONGEST_INTERVAL), r.end) for r in ranges]
+    # Fetch one settlement further back than each range, so its first row's interval is known too;
+    # ranges closer together than that are fetched as one span.
+    spans: list[Range] = []
+    for r in ranges:
+        padded = Range(max(0, r.start - _LONGEST_INTERVAL), r.end)
+        if spans and padded.start <= spans[-1].end + 1:
+            spans[-1] = Range(spans[-1].start, r.end)
+        else:
+            spans.append(padded)
+    interval = known_interval(client, inst.ccxt_symbol) or venue.default_funding_interval_minutes
     window_ns = venue.funding_history_limit * (interval or 60) * NS_PER_MINUTE
-    windows = [
-        Range(s, min(s + window_ns - 1, r.end)) for r in padded for s in range(r.start, r.end + 1, window_ns)
-    ]
+    windows = [w for span in spans for w in span_windows(span, window_ns)]
+    span_starts = {span.start for span in spans}
+    out.windows = len(windows)
 
     async def fetch(w: Range) -> Sequence[dict[str, Any]]:
         return await client.call(  # type: ignore[no-any-return]
@@ -109,21 +121,64 @@ async def funding_history(
             {"until": w.end // NS_PER_MS},
         )
 
+    fetched: list[tuple[int, int | None]] = []
+    checkpoints = Checkpoints(store)
+    previous: int | None = None  # the latest settlement before the window at hand, in time order
+    broken = False  # the window before failed: the first settlement of this one has no known interval
+
+    async def on_window(done: Outcome[dict[str, Any]]) -> None:
+        # Windows arrive in time order: each row's interval is the spacing from the settlement before it.
+        nonlocal previous, broken
+        if done.window.start in span_starts:
+            previous, broken = None, False  # a new span: its padding holds the settlement before
+        if done.error is not None:
+            out.failed.append(done.window)
+            out.error = done.error
+            previous, broken = None, True
+            if hooks is not None:
+                hooks.advance(0)
+            return
+        rows = parse_funding_history(
+            done.rows, inst, prev_ns=previous, fixed_interval=venue.funding_interval_minutes
+        )
+        if broken and venue.funding_interval_minutes is None and rows:
+            rows = rows[1:]  # left for the rerun, which fetches it with the settlement before
+        broken = False
+        if rows:
+            previous = rows[-1].ts_event
+        wanted = [r for r in rows if any(rg.start <= r.ts_event <= rg.end for rg in ranges)]
+        fetched.extend((r.ts_event, _ns(r.interval_minutes)) for r in wanted)
+        await checkpoints.add(to_table(FUNDING_RATE, wanted))
+        if hooks is not None:
+            hooks.advance(len(wanted))
+
     if hooks is not None:
         hooks.plan(len(windows))
-    rows = await page_windows(
-        fetch,
-        windows,
-        _ts_ns,
-        _spacing,
-        on_window=hooks.advance if hooks else None,
-    )
-    # Intervals come from the spacing to the settlement before, fetched too thanks to the padding.
-    parsed = parse_funding_history(rows, inst, fixed_interval=venue.funding_interval_minutes)
-    wanted = [r for r in parsed if any(rg.start <= r.ts_event <= rg.end for rg in ranges)]
-    out.table = to_table(FUNDING_RATE, wanted)
-    out.gaps.extend(_holes(inst, wanted))
+    try:
+        await fetch_each(fetch, windows, _ts_ns, _spacing, on_window, ordered=True, slack=_STAMP_SLACK)
+    finally:
+        await checkpoints.flush()  # what arrived is kept, whatever stopped the rest
+    out.rows = checkpoints.stored
+    known = sorted(dict([*settled, *fetched]).items())
+    left = settlement_holes(start, end, known, shortest=_SHORTEST_INTERVAL)
+    last_known = known[-1][0] if known else None
+    for hole in confirmed_holes(left, ranges, out.failed, last_known):
+        out.gaps.append(
+            CoverageGap(
+                exchange=inst.exchange,
+                instrument_id=inst.instrument_id,
+                data_type="funding_rate",
+                ts_event=hole.start,
+                ts_init=hole.start,
+                end_ns=hole.end,
+                reason="the exchange served no settlement here",
+            )
+        )
     return out
+
+
+def _ns(minutes: int | None) -> int | None:
+    return None if minutes is None else minutes * NS_PER_MINUTE
 
 
 def _ts_ns(row: Mapping[str, Any]) -> int:
@@ -134,22 +189,3 @@ def _spacing(times: list[int]) -> int:
     """The smallest spacing between settlements in one answer, bounded to real funding intervals."""
     gaps = [b - a for a, b in itertools.pairwise(times) if b > a]
     return max(_SHORTEST_INTERVAL, min(gaps)) if gaps else _SHORTEST_INTERVAL
-
-
-def _holes(inst: Instrument, rows: Sequence[FundingRate]) -> list[CoverageGap]:
-    """Ranges between consecutive settlements whose spacing is no funding interval: settlements missing."""
-    out = []
-    for a, b in itertools.pairwise(rows):
-        if b.interval_minutes is None and b.ts_event - a.ts_event > _SHORTEST_INTERVAL:
-            out.append(
-                CoverageGap(
-                    exchange=inst.exchange,
-                    instrument_id=inst.instrument_id,
-                    data_type="funding_rate",
-                    ts_event=a.ts_event + 1,
-                    ts_init=a.ts_event + 1,
-                    end_ns=b.ts_event - 1,
-                    reason="no settlement served between these two (spacing is no funding interval)",
-                )
-            )
-    return out

@@ -1,25 +1,90 @@
-"""What a history fetch returns, for every data type."""
+"""What every history fetch shares: what the catalog already holds, checkpointed storing, and the result.
+
+History is stored as it arrives, in checkpoints (every `CHECKPOINT_ROWS` rows or `CHECKPOINT_SECONDS`,
+and at the end), so a failure or a kill keeps what came, and the next run, which plans from what is
+stored, fetches only the rest.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 
 from ccxt_pipeline.catalog.schema import DataKind
+from ccxt_pipeline.collect.plan import Range
+from ccxt_pipeline.errors import ExchangeError
 from ccxt_pipeline.models import CoverageGap
+
+CHECKPOINT_ROWS = 2_000
+CHECKPOINT_SECONDS = 2.0
+
+Store = Callable[[pa.Table], Awaitable[None]]
+"""Where fetched rows go (the catalog writer, or a list when nothing is stored)."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the catalog holds of one instrument's series inside the requested range."""
+
+    times: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """`ts_init` of the stored rows, sorted."""
+    intervals: Sequence[int | None] = ()
+    """Funding only: each row's interval in ns (None: unknown), beside `times`."""
+    gaps: Sequence[Range] = ()
+    """Recorded coverage gaps of this data type: ranges the exchange could not serve, not asked for again."""
 
 
 @dataclass
 class History:
-    """Rows fetched for one instrument (an Arrow table of `kind`, validated), the gaps the exchange could
-    not fill, and notes for the user."""
+    """The outcome of one instrument's history fetch: rows stored, the gaps the exchange could not fill,
+    notes for the user, and the windows (pages) that failed for good."""
 
     kind: DataKind
-    table: pa.Table
+    rows: int = 0
     gaps: list[CoverageGap] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    windows: int = 0
+    failed: list[Range] = field(default_factory=list)
+    error: ExchangeError | None = None
+    """The last error of a failed window."""
+
+
+class Checkpoints:
+    """Collects fetched tables and hands them to `store` in checkpoints."""
+
+    def __init__(
+        self, store: Store, *, rows: int = CHECKPOINT_ROWS, seconds: float = CHECKPOINT_SECONDS
+    ) -> None:
+        self._store = store
+        self._rows = rows
+        self._seconds = seconds
+        self._tables: list[pa.Table] = []
+        self._buffered = 0
+        self._since = time.monotonic()
+        self.stored = 0
+
+    async def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._tables.append(table)
+            self._buffered += table.num_rows
+        if self._buffered >= self._rows or (
+            self._buffered and time.monotonic() - self._since >= self._seconds
+        ):
+            await self.flush()
+
+    async def flush(self) -> None:
+        self._since = time.monotonic()
+        if not self._tables:
+            return
+        tables, self._tables, self._buffered = self._tables, [], 0
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        await self._store(table)
+        self.stored += table.num_rows
 
 
 class Hooks(Protocol):

@@ -12,16 +12,19 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from ccxt_pipeline.catalog.schema import OPEN_INTEREST
-from ccxt_pipeline.collect.history import History, Hooks
-from ccxt_pipeline.collect.paging import page_windows
+from ccxt_pipeline.collect.history import Checkpoints, History, Hooks, Store, Stored
+from ccxt_pipeline.collect.paging import Outcome, fetch_each
 from ccxt_pipeline.collect.plan import (
     Range,
     align_down,
     align_up,
+    confirmed_holes,
+    grid_holes,
     grid_windows,
-    missing_grid_points,
-    missing_ranges,
+    subtract,
 )
 from ccxt_pipeline.errors import NotSupportedError
 from ccxt_pipeline.exchanges.client import ExchangeClient
@@ -51,7 +54,10 @@ async def current_open_interest(
         tickers = await client.call("fetch_tickers", symbols)
         received = clock()
         return [
-            parse_ticker_open_interest(tickers[i.ccxt_symbol], i, received_ns=received) for i in instruments
+            parse_ticker_open_interest(
+                tickers[i.ccxt_symbol], i, received_ns=received, fields=client.venue.ticker_oi
+            )
+            for i in instruments
         ]
     if source == "open_interests":
         items = await client.call("fetch_open_interests", symbols)
@@ -82,25 +88,28 @@ async def open_interest_history(
     start: int,
     end: int,
     period: str,
-    stored: tuple[int, int] | None,
+    stored: Stored,
+    store: Store,
     *,
     clock: Clock = now_ns,
     hooks: Hooks | None = None,
 ) -> History:
-    """Every `period` point in [start, end] not already stored, and the gaps the exchange cannot fill."""
+    """Every `period` point in [start, end] not already stored (nor recorded as a gap), handed to `store`
+    in checkpoints as it arrives; and the gaps the exchange cannot fill."""
     venue = client.venue
     if not venue.oi_history_periods or not client.supports("fetchOpenInterestHistory"):
         raise NotSupportedError(venue.name, NO_HISTORY)
     step = PERIODS_NS[period]
-    out = History(OPEN_INTEREST, OPEN_INTEREST.schema.empty_table())
+    out = History(OPEN_INTEREST)
     start, end = align_up(start, step), align_down(min(end, clock()), step)
-    ranges = missing_ranges(start, end, stored, head_step=step, tail_step=step)
+    ranges = subtract(grid_holes(start, end, step, stored.times), stored.gaps)
     if venue.oi_history_days is not None:
         # A minute's margin: the exchange measures its window when our request arrives, a moment later.
         earliest = align_up(clock() - venue.oi_history_days * NS_PER_DAY + NS_PER_MINUTE, step)
         reason = f"{venue.name} serves open-interest history for the last {venue.oi_history_days} days only"
         ranges = _clip(ranges, inst, earliest, reason, out)
     windows = [w for r in ranges for w in grid_windows(r, step, venue.oi_history_limit)]
+    out.windows = len(windows)
 
     raw = venue.oi_history_raw
     time_field = raw.time_field if raw else "timestamp"
@@ -133,34 +142,43 @@ async def open_interest_history(
     def ts_of(row: Mapping[str, Any]) -> int:
         return int(row[time_field]) * NS_PER_MS
 
+    seen: set[int] = set()
+    checkpoints = Checkpoints(store)
+
+    async def on_window(done: Outcome[dict[str, Any]]) -> None:
+        if done.error is not None:
+            out.failed.append(done.window)
+            out.error = done.error
+            if hooks is not None:
+                hooks.advance(0)
+            return
+        on_grid = []
+        for row in done.rows:
+            ts = ts_of(row)
+            if ts % step == 0 and ts not in seen:  # only points on the period's grid, once each
+                seen.add(ts)
+                on_grid.append(row)
+        if raw is None:
+            table = open_interest_history_table(on_grid, inst)
+        else:
+            table = open_interest_history_table(on_grid, inst, fields=raw.fields, time_field=raw.time_field)
+        await checkpoints.add(table)
+        if hooks is not None:
+            hooks.advance(len(on_grid))
+
     if hooks is not None:
         hooks.plan(len(windows))
-    rows = await page_windows(
-        fetch,
-        windows,
-        ts_of,
-        step,
-        on_window=hooks.advance if hooks else None,
-    )
-    seen: set[int] = set()
-    on_grid = []
-    for row in rows:
-        ts = ts_of(row)
-        if ts % step == 0 and ts not in seen:  # only points on the period's grid, once each
-            seen.add(ts)
-            on_grid.append(row)
-    if raw is None:
-        out.table = open_interest_history_table(on_grid, inst)
-    else:
-        out.table = open_interest_history_table(
-            on_grid,
-            inst,
-            amount_field=raw.amount_field,
-            value_field=raw.value_field,
-            time_field=raw.time_field,
-        )
-    for r in ranges:
-        out.gaps.extend(_unserved(inst, r, step, seen))
+    try:
+        await fetch_each(fetch, windows, ts_of, step, on_window)
+    finally:
+        await checkpoints.flush()  # what arrived is kept, whatever stopped the rest
+    out.rows = checkpoints.stored
+    known = np.concatenate([stored.times, np.fromiter(seen, np.int64, len(seen))])
+    on_grid_known = known[(known >= start) & (known <= end) & (known % step == 0)]
+    last_known = int(on_grid_known.max()) if on_grid_known.size else None
+    left = grid_holes(start, end, step, on_grid_known)
+    for hole in confirmed_holes(left, ranges, out.failed, last_known):
+        out.gaps.append(_gap(inst, hole, "the exchange returned no data"))
     return out
 
 
@@ -173,17 +191,6 @@ def _clip(ranges: list[Range], inst: Instrument, earliest: int, reason: str, out
         if r.end >= earliest:
             kept.append(Range(max(r.start, earliest), r.end))
     return kept
-
-
-def _unserved(inst: Instrument, r: Range, step: int, seen: set[int]) -> list[CoverageGap]:
-    """Grid points in `r` the exchange did not serve, except a trailing run (maybe not published yet)."""
-    last_seen = max((t for t in seen if r.start <= t <= r.end), default=None)
-    if last_seen is None:
-        return [_gap(inst, r, "the exchange returned no data")]
-    return [
-        _gap(inst, m, "the exchange returned no data")
-        for m in missing_grid_points(Range(r.start, last_seen), step, seen)
-    ]
 
 
 def _gap(inst: Instrument, r: Range, reason: str) -> CoverageGap:

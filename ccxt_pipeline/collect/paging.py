@@ -9,15 +9,21 @@ cannot have covered is asked for again:
 
 "May exist" means there is room for at least one more row at the series' spacing (`step`), so a complete
 answer costs exactly one request and an empty answer ends the search in that sub-range.
+
+`fetch_each` hands each window's rows over as soon as the window is done, so that history is written as it
+arrives; a window that fails for good (after the client's retries) is handed over as failed and the others
+go on, so one bad page costs only its own rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from ccxt_pipeline.collect.plan import Range
+from ccxt_pipeline.errors import ExchangeError
 
 T = TypeVar("T")
 
@@ -28,8 +34,12 @@ Step = int | Callable[[list[int]], int]
 """The spacing of the series, or a function of one page's sorted times giving it (funding intervals vary)."""
 
 
-async def page_window(fetch: FetchPage[T], window: Range, ts_of: Callable[[T], int], step: Step) -> list[T]:
-    """Every row the exchange serves in `window`, by as many requests as the answers need."""
+async def page_window(
+    fetch: FetchPage[T], window: Range, ts_of: Callable[[T], int], step: Step, *, slack: int = 0
+) -> list[T]:
+    """Every row the exchange serves in `window`, by as many requests as the answers need. `slack`: how much
+    earlier than one `step` after a row the next one may be stamped (Hyperliquid stamps settlements a few
+    milliseconds past the hour, so two of them can be a little less than an hour apart)."""
     rows: list[T] = []
     pending = [window]
     while pending:
@@ -39,7 +49,7 @@ async def page_window(fetch: FetchPage[T], window: Range, ts_of: Callable[[T], i
             continue
         rows.extend(page)
         times = sorted(ts_of(row) for row in page)
-        spacing = step(times) if callable(step) else step
+        spacing = (step(times) if callable(step) else step) - slack
         if times[-1] + spacing <= r.end:
             pending.append(Range(times[-1] + 1, r.end))
         if times[0] - spacing >= r.start:
@@ -73,3 +83,75 @@ async def page_windows(
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     return sorted((row for rows in results for row in rows), key=ts_of)
+
+
+GIVE_UP_AFTER = 3
+"""Windows failed for good before the rest of a fetch is called off: one bad page is a hole, but an exchange
+failing page after page is down, and its remaining pages would only fail too, slowly."""
+
+
+@dataclass
+class Outcome(Generic[T]):
+    """One window's rows, or why it has none (`error`: it failed for good, or was called off)."""
+
+    window: Range
+    rows: list[T] = field(default_factory=list)
+    error: ExchangeError | None = None
+
+
+async def fetch_each(
+    fetch: FetchPage[T],
+    windows: Sequence[Range],
+    ts_of: Callable[[T], int],
+    step: Step,
+    on_window: Callable[[Outcome[T]], Awaitable[None]],
+    *,
+    ordered: bool = False,
+    give_up_after: int = GIVE_UP_AFTER,
+    slack: int = 0,
+) -> None:
+    """Fetch every window at once (the exchange client caps requests in flight) and await `on_window` for
+    each as it is done, or in window order if `ordered`. A window whose fetch raises an ExchangeError is
+    handed over with that error; once `give_up_after` windows failed, the windows not done yet are called
+    off and handed over with the last error. Any other exception cancels every window and propagates."""
+    tasks = [asyncio.ensure_future(page_window(fetch, w, ts_of, step, slack=slack)) for w in windows]
+    outcomes: dict[int, Outcome[T]] = {}
+    index = {t: i for i, t in enumerate(tasks)}
+    handed = 0  # ordered: windows handed over so far, in order
+    failures = 0
+    last_error: ExchangeError | None = None
+    try:
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            ready = []
+            for task in sorted(done, key=index.__getitem__):
+                i = index[task]
+                exc = task.exception()
+                if exc is None:
+                    outcomes[i] = Outcome(windows[i], task.result())
+                elif isinstance(exc, ExchangeError):
+                    failures += 1
+                    last_error = exc
+                    outcomes[i] = Outcome(windows[i], error=exc)
+                else:
+                    raise exc
+                ready.append(i)
+            if failures >= give_up_after and pending:
+                for task in pending:
+                    task.cancel()
+                    outcomes[index[task]] = Outcome(windows[index[task]], error=last_error)
+                    ready.append(index[task])
+                await asyncio.gather(*pending, return_exceptions=True)
+                pending = set()
+            if ordered:
+                while handed in outcomes:
+                    await on_window(outcomes.pop(handed))
+                    handed += 1
+            else:
+                for i in ready:
+                    await on_window(outcomes.pop(i))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,12 +1,23 @@
 """What a history fetch still needs, given what the catalog holds: pure arithmetic on nanoseconds.
 
-Incremental by default: only the head before the first stored row and the tail after the last one are
-fetched; a range already stored costs no request. Ranges are cut into windows that each fit in one page.
+Planning starts from the catalog's actual coverage inside the requested range (the stored rows' times),
+not from its first and last row: every hole is found, wherever it lies, and a range already stored costs
+no request. Ranges the catalog records as coverage gaps (the exchange could not serve them) are not asked
+for again. What is left is cut into windows that each fit in one page.
+
+- Open interest lives on the period's grid: a hole is a run of grid points with no stored row.
+- Funding settles at intervals that differ by symbol and change over time (Binance SOLUSDT went from 8h to
+  4h), so a hole is judged by the interval stored with each settlement (the spacing from the settlement the
+  exchange served before it): a spacing well over that interval means settlements are missing there.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -20,6 +31,9 @@ class Range:
         if self.end < self.start:
             raise ValueError(f"empty range {self.start}..{self.end}")
 
+    def overlaps(self, other: Range) -> bool:
+        return self.start <= other.end and other.start <= self.end
+
 
 def align_up(ts: int, step: int) -> int:
     return -(-ts // step) * step
@@ -29,25 +43,98 @@ def align_down(ts: int, step: int) -> int:
     return ts - ts % step
 
 
-def missing_ranges(
-    start: int, end: int, stored: tuple[int, int] | None, *, head_step: int, tail_step: int
-) -> list[Range]:
-    """The parts of [start, end] outside the stored [first, last] span worth asking for.
+def grid_holes(start: int, end: int, step: int, stored: Iterable[int] | np.ndarray) -> list[Range]:
+    """Runs of `step` grid points in [start, end] with no stored time, each from its first to its last point.
 
-    A head is asked for if it can hold a row at least `head_step` before the first stored one; a tail if a
-    row can exist `tail_step` after the last stored one (for a 5-minute series: not before last + 5 min).
+    `stored` may hold times off the grid (live snapshots share the folder) and times outside the range:
+    both are ignored."""
+    first, last = align_up(start, step), align_down(end, step)
+    if last < first:
+        return []
+    ts = np.asarray(stored if isinstance(stored, np.ndarray) else list(stored), dtype=np.int64)
+    ts = np.unique(ts[(ts >= first) & (ts <= last) & (ts % step == 0)])
+    bounds = np.concatenate(([first - step], ts, [last + step]))
+    after = np.nonzero(np.diff(bounds) > step)[0]
+    return [Range(int(bounds[i]) + step, int(bounds[i + 1]) - step) for i in after]
+
+
+HOLE_FACTOR = 1.5
+"""A spacing longer than 1.5 funding intervals has room for a settlement that is not stored; a spacing of
+about one interval (Hyperliquid settles a few milliseconds after the hour) does not."""
+
+
+def settlement_holes(
+    start: int, end: int, stored: Sequence[tuple[int, int | None]], *, shortest: int
+) -> list[Range]:
+    """Spans of [start, end] where a funding settlement is expected but none is stored.
+
+    `stored`: (settlement time, its interval in ns or None if unknown), sorted, the ones inside the range.
+    A settlement's interval says when the one before it was; `shortest` (the shortest funding interval)
+    stands in where it is unknown. Expected:
+    - before the first stored one, if its predecessor falls inside the range;
+    - between two stored ones more than `HOLE_FACTOR` of the later one's interval apart;
+    - after the last stored one, if the next one (at its interval) is due by `end`.
+    With nothing stored, the whole range.
     """
     if end < start:
         return []
-    if stored is None:
+    rows = [(t, i) for t, i in stored if start <= t <= end]
+    if not rows:
         return [Range(start, end)]
-    first, last = stored
     out = []
-    if start <= first - head_step:
-        out.append(Range(start, min(end, first - 1)))
-    if last + tail_step <= end:
-        out.append(Range(max(start, last + 1), end))
+    first, first_interval = rows[0]
+    if first - start >= (first_interval or shortest):
+        out.append(Range(start, first - 1))
+    for (a, _), (b, interval) in itertools.pairwise(rows):
+        if b - a > HOLE_FACTOR * (interval or shortest):
+            out.append(Range(a + 1, b - 1))
+    last, last_interval = rows[-1]
+    if end - last >= (last_interval or shortest):
+        out.append(Range(last + 1, end))
     return out
+
+
+def subtract(ranges: Sequence[Range], cut: Iterable[Range]) -> list[Range]:
+    """`ranges` without any part of `cut` (both inclusive)."""
+    cuts = sorted(cut, key=lambda r: r.start)
+    out = []
+    for r in ranges:
+        pos = r.start
+        for c in cuts:
+            if c.end < pos or c.start > r.end:
+                continue
+            if c.start > pos:
+                out.append(Range(pos, c.start - 1))
+            pos = max(pos, c.end + 1)
+            if pos > r.end:
+                break
+        if pos <= r.end:
+            out.append(Range(pos, r.end))
+    return out
+
+
+def intersect(ranges: Sequence[Range], within: Sequence[Range]) -> list[Range]:
+    """The parts of `ranges` inside any of `within`."""
+    out = []
+    for r in ranges:
+        for w in within:
+            if r.overlaps(w):
+                out.append(Range(max(r.start, w.start), min(r.end, w.end)))
+    return sorted(set(out), key=lambda r: r.start)
+
+
+def confirmed_holes(
+    holes: Sequence[Range], asked: Sequence[Range], failed: Sequence[Range], last_known: int | None
+) -> list[Range]:
+    """Holes left after a fetch that the exchange is known not to serve: inside what was `asked` for, clear
+    of every window that `failed` (a failure says nothing about the data), and followed by a row the
+    exchange did serve (`last_known`, the latest row known in the range): a trailing run may simply not be
+    published yet."""
+    if last_known is None:
+        return []
+    return [
+        h for h in intersect(holes, asked) if h.end < last_known and not any(h.overlaps(f) for f in failed)
+    ]
 
 
 def grid_windows(r: Range, step: int, rows_per_window: int) -> list[Range]:
@@ -61,21 +148,11 @@ def grid_windows(r: Range, step: int, rows_per_window: int) -> list[Range]:
     return out
 
 
+def span_windows(r: Range, width: int) -> list[Range]:
+    """Cut `r` into consecutive windows `width` ns wide (the last one shorter)."""
+    return [Range(s, min(s + width - 1, r.end)) for s in range(r.start, r.end + 1, width)]
+
+
 def missing_grid_points(r: Range, step: int, present: set[int]) -> list[Range]:
     """Runs of grid points in `r` absent from `present`, as ranges from the first to the last missing point."""
-    out: list[Range] = []
-    run_start: int | None = None
-    prev = None
-    t = align_up(r.start, step)
-    while t <= r.end:
-        if t in present:
-            if run_start is not None and prev is not None:
-                out.append(Range(run_start, prev))
-            run_start = None
-        elif run_start is None:
-            run_start = t
-        prev = t
-        t += step
-    if run_start is not None and prev is not None:
-        out.append(Range(run_start, prev))
-    return out
+    return grid_holes(r.start, r.end, step, present)

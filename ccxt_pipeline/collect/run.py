@@ -28,13 +28,14 @@ from ccxt_pipeline.catalog import (
 )
 from ccxt_pipeline.catalog.definitions import ensure_definition
 from ccxt_pipeline.collect.funding import current_funding, funding_history
-from ccxt_pipeline.collect.history import History
+from ccxt_pipeline.collect.history import History, Stored
 from ccxt_pipeline.collect.open_interest import NO_HISTORY, current_open_interest, open_interest_history
+from ccxt_pipeline.collect.plan import Range
 from ccxt_pipeline.errors import ExchangeError, PipelineError, SymbolError
 from ccxt_pipeline.exchanges.client import ExchangeClient
 from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.instruments import Instrument, resolve, resolve_many
-from ccxt_pipeline.models import CoverageGap, FundingRate, Record
+from ccxt_pipeline.models import CoverageGap, Record
 from ccxt_pipeline.settings import ExchangeSettings, Settings
 from ccxt_pipeline.timeutil import NS_PER_MINUTE, PERIODS_NS, now_ns
 from ccxt_pipeline.venues import get_venue
@@ -319,8 +320,9 @@ async def _exchange_job(
     except PipelineError as exc:
         report.error = str(exc)
     finally:
-        if defining is not None and not defining.done():
-            defining.cancel()
+        if defining is not None:  # awaited even when done: its error (a full disk) is never left unread
+            if not defining.done():
+                defining.cancel()
             await asyncio.gather(defining, return_exceptions=True)
 
 
@@ -361,25 +363,48 @@ async def _history(
     start = request.start
     hooks = _Hooks(progress, client.name)
     reader = sink.writer if sink is not None else None
+    failed: list[tuple[Instrument, History]] = []
 
     async def one(inst: Instrument) -> None:
-        step = PERIODS_NS[request.period] if kind is OPEN_INTEREST else None
-        stored = _stored_span(reader, kind, inst.instrument_id, step)
+        stored = await asyncio.to_thread(_stored, reader, kind, inst.instrument_id, start, end)
+
+        async def store(table: pa.Table) -> None:
+            if sink is None:
+                report.tables.append(table)
+                return
+            result = await sink.write_table(kind, table)
+            report.written += result.rows_written
+            report.already_stored += result.rows_duplicate
+
         if kind is OPEN_INTEREST:
-            history: History = await open_interest_history(
-                client, inst, start, end, request.period, stored, clock=clock, hooks=hooks
+            history = await open_interest_history(
+                client, inst, start, end, request.period, stored, store, clock=clock, hooks=hooks
             )
         else:
-            last_interval = _last_interval(reader, inst.instrument_id) if stored else None
-            history = await funding_history(
-                client, inst, start, end, stored, last_interval, clock=clock, hooks=hooks
-            )
-        report.tables.append(history.table)
+            history = await funding_history(client, inst, start, end, stored, store, clock=clock, hooks=hooks)
         report.gaps.extend(history.gaps)
         report.notes.extend(history.notes)
-        await _store(sink, report, history)
+        if sink is not None and history.gaps:
+            await sink.write(history.gaps)
+        if history.failed:
+            failed.append((inst, history))
 
     await asyncio.gather(*(one(inst) for inst in report.instruments))
+    if failed:
+        report.error = _failed_pages(client.name, failed)
+
+
+def _failed_pages(exchange: str, failed: list[tuple[Instrument, History]]) -> str:
+    """One line for every page that failed for good: the rest is stored, and a rerun fetches what is missing."""
+    pages = sum(len(h.failed) for _, h in failed)
+    windows = sum(h.windows for _, h in failed)
+    ids = ", ".join(inst.instrument_id for inst, _ in failed)
+    last = next((h.error for _, h in reversed(failed) if h.error is not None), None)
+    why = " ".join(str(last).split()) if last is not None else "unknown error"
+    return (
+        f"{exchange}: {pages} of {windows} history pages failed ({ids}); the rest is stored and a rerun "
+        f"fetches what is missing. Last error: {why}"
+    )
 
 
 @dataclass
@@ -394,32 +419,18 @@ class _Hooks:
         self.progress.advance(self.exchange, rows)
 
 
-def _stored_span(
-    reader: CatalogReader | None, kind: DataKind, iid: str, grid: int | None = None
-) -> tuple[int, int] | None:
-    """The stored history span: from file names; for open interest, the first and last points on the
-    period's `grid` (live snapshots share the folder but are not history, so they must not end it)."""
+def _stored(reader: CatalogReader | None, kind: DataKind, iid: str, start: int, end: int) -> Stored:
+    """What the catalog holds of the instrument in [start, end]: the stored times (only the `ts_init`
+    column, and for funding the intervals, of the files overlapping the range) and the recorded gaps."""
     if reader is None:
-        return None
-    if grid is not None:
-        return reader.grid_span(kind, iid, grid)
-    first, last = reader.first_timestamp(kind, iid), reader.last_timestamp(kind, iid)
-    return (first, last) if first is not None and last is not None else None
-
-
-def _last_interval(reader: CatalogReader | None, iid: str) -> int | None:
-    if reader is None:
-        return None
-    last = reader.last_timestamp(FUNDING_RATE, iid)
-    rows = reader.query_records(FUNDING_RATE, [iid], start=last, end=last)
-    return rows[-1].interval_minutes if rows and isinstance(rows[-1], FundingRate) else None
-
-
-async def _store(sink: _Sink | None, report: ExchangeReport, history: History) -> None:
-    if sink is None:
-        return
-    result = await sink.write_table(history.kind, history.table)
-    report.written += result.rows_written
-    report.already_stored += result.rows_duplicate
-    if history.gaps:
-        await sink.write(history.gaps)
+        return Stored()
+    columns = ("ts_init", "interval_minutes") if kind is FUNDING_RATE else ("ts_init",)
+    table = reader.read_columns(kind, iid, columns, start, end)
+    gaps = [Range(a, b) for a, b in reader.recorded_gaps(iid, kind.name, start, end)]
+    times = table.column("ts_init").to_numpy()
+    if kind is not FUNDING_RATE:
+        return Stored(times=times, gaps=gaps)
+    intervals = [
+        None if m is None else m * NS_PER_MINUTE for m in table.column("interval_minutes").to_pylist()
+    ]
+    return Stored(times=times, intervals=intervals, gaps=gaps)

@@ -350,7 +350,7 @@ class ExchangeSimulator:
             await self._sleep(self.latency_ms / 1000.0)
             if self._over_rate_limit(exchange):
                 return self._rate_limited(exchange, force_429=False)
-            rule = self._pick_failure(exchange, request.path, endpoint)
+            rule = self._pick_failure(exchange, request.path_qs, endpoint)
             if rule is not None:
                 early = await self._fail_before(rule, exchange)
                 if early is not None:
