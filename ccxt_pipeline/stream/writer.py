@@ -2,16 +2,26 @@
 
 Durability: records reach disk (atomic file, fsync) within `flush_seconds` of arriving, so a SIGKILL loses
 at most that much; on a clean stop (SIGINT/SIGTERM) the queue is drained and flushed before exit.
+
+When the catalog cannot be written (disk full, quota, read-only, permission) nothing stops: the sockets
+stay open, the records of every failed flush are kept in memory, oldest first, and every flush tries
+again, so they are written as soon as space returns. The memory is bounded: past `max_pending` records,
+the oldest are dropped and a `CoverageGap` records exactly the time range of what was dropped, per
+instrument (written with the rest when space returns). `status()` says so for the health line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from ccxt_pipeline.catalog import CatalogWriter
+from ccxt_pipeline.catalog import CatalogWriter, kind_of
+from ccxt_pipeline.catalog.files import CatalogWriteError
+from ccxt_pipeline.errors import CatalogError
 from ccxt_pipeline.models import CoverageGap, Record
 from ccxt_pipeline.timeutil import NS_PER_SECOND
 
@@ -19,6 +29,25 @@ log = logging.getLogger(__name__)
 
 BUCKET_NS = 60 * NS_PER_SECOND
 """Stream rows go to one file per instrument per minute (about 1,440 files a day, not one per flush)."""
+
+MAX_PENDING = 100_000
+"""Records kept in memory while the catalog cannot be written: about 120 MB of liquidations, hours of
+Binance's whole-market stream."""
+
+_WHY = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "catalog read-only"}
+
+
+@dataclass
+class _Dropped:
+    """Records of one series dropped while the catalog could not be written: a gap to record."""
+
+    exchange: str
+    instrument_id: str
+    data_type: str
+    first_ns: int
+    last_ns: int
+    count: int
+    why: str
 
 
 class BatchingWriter:
@@ -30,17 +59,33 @@ class BatchingWriter:
         queue_size: int,
         flush_seconds: float,
         on_records: Callable[[list[Record]], None] | None = None,
+        *,
+        max_pending: int = MAX_PENDING,
+        on_status: Callable[[str | None], None] | None = None,
     ) -> None:
         self.writer = writer
         self.queue: asyncio.Queue[list[Record]] = asyncio.Queue(maxsize=queue_size)
         self.flush_seconds = flush_seconds
         self.on_records = on_records
+        self.max_pending = max_pending
+        self.on_status = on_status
+        """Called with `status()` whenever it changes (at most once per flush)."""
         self.rows_written = 0
         self.gaps_written = 0
         self.flushes = 0
         self.dropped = 0
         """Batches refused because the queue was full (never expected: the writer is far faster than any
         stream); counted and logged loudly, since each one is data lost."""
+        self.pending: list[Record] = []
+        """Records a failed flush kept, oldest first: written by the next flush that succeeds."""
+        self.blocked: str | None = None
+        """Why the catalog cannot be written right now (`disk full`, ...); None while it can."""
+        self.dropped_records = 0
+        """Records dropped because `pending` reached `max_pending` (each range is recorded as a gap)."""
+        self.unsaved = 0
+        """Records still unwritten when the writer stopped (the catalog never became writable again)."""
+        self._dropped: dict[tuple[str, str], _Dropped] = {}
+        self._status: str | None = None
 
     def put(self, records: list[Record]) -> None:
         """Called from the sockets' callbacks (synchronous): never blocks."""
@@ -49,6 +94,15 @@ class BatchingWriter:
         except asyncio.QueueFull:
             self.dropped += 1
             log.error("liquidation queue full: %d records dropped", len(records))
+
+    def status(self) -> str | None:
+        """`disk full: 25 events waiting` while the catalog cannot be written; None while all is well."""
+        if self.blocked is None:
+            return None
+        text = f"{self.blocked}: {len(self.pending)} events waiting"
+        if self.dropped_records:
+            text += f", {self.dropped_records} dropped (recorded as gaps)"
+        return text
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush every `flush_seconds` until `stop` is set, then drain and flush what is left."""
@@ -68,20 +122,107 @@ class BatchingWriter:
         while not self.queue.empty():
             batch.extend(self.queue.get_nowait())
         await self._flush(batch)
+        self.unsaved = len(self.pending)
+        if self.blocked is not None:
+            log.error(
+                "stopped with %d events not stored (%s)%s",
+                self.unsaved,
+                self.blocked,
+                f"; {self.dropped_records} dropped before" if self.dropped_records else "",
+            )
 
     async def _flush(self, batch: list[Record]) -> None:
-        if not batch:
-            return
-        if self.on_records is not None:
+        if batch and self.on_records is not None:
             self.on_records(batch)
         if self.writer is None:
             return
-        gaps = [r for r in batch if isinstance(r, CoverageGap)]
-        rows = [r for r in batch if not isinstance(r, CoverageGap)]
-        if rows:
-            # Minute files: each flush merges into the current minute's file instead of adding one.
-            result = await asyncio.to_thread(self.writer.write, rows, bucket_ns=BUCKET_NS)
-            self.rows_written += result.rows_written
-        if gaps:
-            self.gaps_written += (await asyncio.to_thread(self.writer.write, gaps)).rows_written
-        self.flushes += 1
+        self.pending.extend(batch)
+        if not self.pending:
+            return
+        try:
+            await self._write_pending(self.writer)
+        except (OSError, CatalogError) as exc:
+            self._blocked(exc)
+            self._bound()
+        else:
+            if self.blocked is not None:
+                log.warning("catalog writable again: every event kept meanwhile is stored")
+            self.blocked = None
+            self.flushes += 1
+        self._report()
+
+    async def _write_pending(self, writer: CatalogWriter) -> None:
+        """Write `pending` one series (type and instrument) at a time, taking each off `pending` once it
+        is stored: a flush that fails half-way keeps only what is not yet written."""
+        if self._dropped:
+            gaps = self._drop_gaps()
+            self.gaps_written += (await asyncio.to_thread(writer.write, gaps)).rows_written
+            self._dropped.clear()
+        series: dict[tuple[type[Record], str], list[Record]] = {}
+        for r in self.pending:
+            series.setdefault((type(r), r.instrument_id), []).append(r)
+        for (model, _), records in series.items():
+            if model is CoverageGap:
+                self.gaps_written += (await asyncio.to_thread(writer.write, records)).rows_written
+            else:
+                # Minute files: each flush merges into the current minute's file instead of adding one.
+                result = await asyncio.to_thread(writer.write, records, bucket_ns=BUCKET_NS)
+                self.rows_written += result.rows_written
+            done = {id(r) for r in records}
+            self.pending = [r for r in self.pending if id(r) not in done]
+
+    def _blocked(self, exc: OSError | CatalogError) -> None:
+        code = exc.errno if isinstance(exc, OSError | CatalogWriteError) else None
+        why = _WHY.get(code or 0) or f"cannot write: {str(exc)[:200]}"
+        if self.blocked is None:
+            log.error(
+                "%s: %d events kept in memory (at most %d), written when the catalog can be written again",
+                exc,
+                len(self.pending),
+                self.max_pending,
+            )
+        self.blocked = why
+
+    def _bound(self) -> None:
+        """Drop the oldest records past `max_pending`, recording what was dropped as gaps."""
+        excess = len(self.pending) - self.max_pending
+        if excess <= 0:
+            return
+        oldest, self.pending = self.pending[:excess], self.pending[excess:]
+        count = 0
+        for r in oldest:
+            if isinstance(r, CoverageGap):
+                self.pending.append(r)  # gaps are few and small: never dropped
+                continue
+            key = (r.instrument_id, kind_of(type(r)).name)
+            d = self._dropped.get(key)
+            if d is None:
+                d = _Dropped(r.exchange, *key, r.ts_init, r.ts_init, 0, self.blocked or "disk full")
+                self._dropped[key] = d
+            d.first_ns, d.last_ns = min(d.first_ns, r.ts_init), max(d.last_ns, r.ts_init)
+            d.count += 1
+            count += 1
+        self.dropped_records += count
+        log.error("%s: the %d oldest events kept were dropped (recorded as gaps)", self.blocked, count)
+
+    def _drop_gaps(self) -> list[Record]:
+        """One gap per series: from the first to the last event dropped (every event between was dropped:
+        the oldest go first, and a series arrives in time order)."""
+        return [
+            CoverageGap(
+                exchange=d.exchange,
+                instrument_id=d.instrument_id,
+                data_type=d.data_type,
+                ts_event=d.first_ns,
+                ts_init=d.first_ns,
+                end_ns=d.last_ns,
+                reason=f"{d.count} events dropped while the catalog could not be written ({d.why})",
+            )
+            for d in self._dropped.values()
+        ]
+
+    def _report(self) -> None:
+        status = self.status()
+        if status != self._status and self.on_status is not None:
+            self.on_status(status)
+        self._status = status
