@@ -8,7 +8,11 @@
 - Settled funding is NautilusTrader's own `FundingRateUpdate` (`funding_rate_update/`). Version 1.221 ships
   no Arrow codec for it; importing this module registers ours (:func:`register_funding_rate_codec`, which
   is idempotent, does it explicitly). The decoder ignores our extra columns (`exchange`,
-  `interval_minutes`).
+  `interval_minutes`). A stored row is the rate SETTLED at `ts_event`; NautilusTrader's live adapters put
+  the CURRENT rate in the same type, with `next_funding_ns` the time it will be charged. So that a row
+  reads the same way, the decoder sets `next_funding_ns = ts_event` (rate r is charged at next_funding_ns,
+  which is the row's own funding time), and the encoder refuses an update whose `next_funding_ns` is
+  another time (a live estimate is no settlement: it belongs in `custom_funding_rate_estimate/`).
 
 Timestamps are int64 nanoseconds, as `@customdataclass` declares them. A null in a file (an unknown
 value) arrives as `None`.
@@ -99,6 +103,12 @@ class CoverageGap(Data):
 
 
 def _encode_funding(update: Any) -> pa.RecordBatch:
+    if update.next_funding_ns not in (None, update.ts_event):
+        raise ValueError(
+            f"FundingRateUpdate {update.instrument_id} at {update.ts_event} has next_funding_ns "
+            f"{update.next_funding_ns}: a live rate for a later funding time, not a settled one; "
+            "funding_rate_update/ holds settled rates only (next_funding_ns None or = ts_event)"
+        )
     iid = update.instrument_id.value
     venue = venue_for_nautilus(iid.rsplit(".", 1)[-1])
     row = {
@@ -113,6 +123,7 @@ def _encode_funding(update: Any) -> pa.RecordBatch:
 
 
 def _decode_funding(table: pa.Table | pa.RecordBatch) -> list[Any]:
+    """Each row as the rate charged at its own funding time: `next_funding_ns = ts_event`."""
     cols = table.to_pydict()
     ids: dict[str, Any] = {}
     out = []
@@ -120,7 +131,7 @@ def _decode_funding(table: pa.Table | pa.RecordBatch) -> list[Any]:
         cols["instrument_id"], cols["rate"], cols["ts_event"], cols["ts_init"], strict=True
     ):
         instrument_id = ids.get(iid) or ids.setdefault(iid, InstrumentId.from_str(iid))
-        out.append(FundingRateUpdate(instrument_id, Decimal(repr(rate)), ts_event, ts_init, None))
+        out.append(FundingRateUpdate(instrument_id, Decimal(repr(rate)), ts_event, ts_init, ts_event))
     return out
 
 

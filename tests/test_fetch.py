@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ccxt_pipeline.catalog import COVERAGE_GAP, FUNDING_ESTIMATE, FUNDING_RATE, OPEN_INTEREST, CatalogReader
 from ccxt_pipeline.cli import app
-from ccxt_pipeline.simulator import data
+from ccxt_pipeline.simulator import data, hyperliquid
 from ccxt_pipeline.simulator.server import ExchangeSimulator, FailureRule
 from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MINUTE, NS_PER_MS, now_ns, ns_to_iso
 from tests.catalog_checks import assert_catalog_invariants
@@ -141,7 +141,10 @@ def test_funding_history_all_exchanges_with_intervals(cli, config_file: Path, si
             expected = [s for s in data.funding_settlements(ex, sym, start_ms, now_ms)]
             rows = reader.query_records(FUNDING_RATE, [iid])
             stored = [(r.ts_event // NS_PER_MS, r.rate, r.interval_minutes) for r in rows]
-            got_expected = [(t, rate, hours * 60) for t, rate, hours in expected]
+            got_expected = [  # Hyperliquid stamps settlements a few ms past the hour; stored as stamped
+                (hyperliquid.funding_time(sym, t) if ex == "hyperliquid" else t, rate, hours * 60)
+                for t, rate, hours in expected
+            ]
             # The last settlement may fall between our clock and the simulator's: compare what both saw.
             assert stored[: len(got_expected)] == got_expected[: len(stored)], (ex, sym)
             assert abs(len(stored) - len(got_expected)) <= 1, (ex, sym, len(stored), len(got_expected))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from ccxt_pipeline.errors import RecordError
 from ccxt_pipeline.instruments import Instrument, instrument_for
 from ccxt_pipeline.models import CoverageGap, Liquidation, Record, Side
 from ccxt_pipeline.parsers.liquidations import parse_liquidation_message
@@ -58,7 +57,9 @@ BYBIT_SAMPLE = {
 
 def test_binance_sell_order_means_a_long_was_liquidated() -> None:
     assert BINANCE is not None
-    (liq,) = parse_liquidation_message(BINANCE_SAMPLE, BINANCE, lookup_for("binance"), received_ns=RECEIVED)
+    (liq,) = parse_liquidation_message(
+        BINANCE_SAMPLE, BINANCE, lookup_for("binance"), received_ns=RECEIVED
+    ).records
     assert liq.side is Side.LONG  # S=SELL: the liquidation order sold, closing a long position
     assert (liq.instrument_id, liq.quantity, liq.price) == ("BTCUSDT-PERP.BINANCE", 0.014, 9910.0)
     assert liq.notional == pytest.approx(138.74)
@@ -68,7 +69,7 @@ def test_binance_sell_order_means_a_long_was_liquidated() -> None:
 
 def test_bybit_sell_means_a_short_was_liquidated() -> None:
     assert BYBIT is not None
-    (liq,) = parse_liquidation_message(BYBIT_SAMPLE, BYBIT, lookup_for("bybit"), received_ns=RECEIVED)
+    (liq,) = parse_liquidation_message(BYBIT_SAMPLE, BYBIT, lookup_for("bybit"), received_ns=RECEIVED).records
     assert liq.side is Side.SHORT  # Bybit: S is the position side; Sell = a short position was liquidated
     assert (liq.instrument_id, liq.quantity, liq.price) == ("ROSEUSDT-LINEAR.BYBIT", 20000.0, 0.04499)
     assert liq.notional == pytest.approx(899.8)
@@ -77,7 +78,9 @@ def test_bybit_sell_means_a_short_was_liquidated() -> None:
 
 def test_contract_size_scales_quantity_and_notional() -> None:
     assert BYBIT is not None
-    (liq,) = parse_liquidation_message(BYBIT_SAMPLE, BYBIT, lookup_for("bybit", 10.0), received_ns=RECEIVED)
+    (liq,) = parse_liquidation_message(
+        BYBIT_SAMPLE, BYBIT, lookup_for("bybit", 10.0), received_ns=RECEIVED
+    ).records
     assert liq.quantity == 200_000.0
     assert liq.notional == pytest.approx(8998.0)
 
@@ -93,17 +96,28 @@ def test_several_items_in_one_message_and_unknown_markets_skipped() -> None:
         ],
     }
     got = parse_liquidation_message(message, BYBIT, lookup_for("bybit"), received_ns=RECEIVED)
-    assert [(r.side, r.quantity) for r in got] == [(Side.LONG, 0.5), (Side.SHORT, 0.25)]
+    assert [(r.side, r.quantity) for r in got.records] == [(Side.LONG, 0.5), (Side.SHORT, 0.25)]
+    assert got.errors == []
 
 
 def test_bad_items_are_refused_with_the_field() -> None:
     assert BINANCE is not None
     bad_side = {"o": {**BINANCE_SAMPLE["o"], "S": "HOLD"}}
-    with pytest.raises(RecordError, match="side"):
-        parse_liquidation_message(bad_side, BINANCE, lookup_for("binance"), received_ns=RECEIVED)
+    got = parse_liquidation_message(bad_side, BINANCE, lookup_for("binance"), received_ns=RECEIVED)
+    assert got.records == []
+    (error,) = got.errors
+    assert "side" in error
+    assert "HOLD" in error
     zero_price = {"o": {**BINANCE_SAMPLE["o"], "ap": "0"}}
-    with pytest.raises(RecordError, match="price"):
-        parse_liquidation_message(zero_price, BINANCE, lookup_for("binance"), received_ns=RECEIVED)
+    got = parse_liquidation_message(zero_price, BINANCE, lookup_for("binance"), received_ns=RECEIVED)
+    assert got.records == []
+    assert len(got.errors) == 1
+    assert "price" in got.errors[0]
+    not_messages: list[object] = [None, [], {"e": "forceOrder"}, {"o": "text"}]
+    for not_a_message in not_messages:
+        got = parse_liquidation_message(not_a_message, BINANCE, lookup_for("binance"), received_ns=RECEIVED)
+        assert got.records == []
+        assert len(got.errors) == 1
 
 
 class FakeExchange:
@@ -160,3 +174,140 @@ def test_tap_skips_a_malformed_message_and_keeps_going() -> None:
     tap.liquidation(BINANCE_SAMPLE)
     assert tap.health.errors == 1
     assert [type(r) for r in emitted] == [Liquidation]
+
+
+# --- whole fills, order states and one bad item among good ones -------------------------------------------
+# Payloads are Binance's and Bybit's documented examples (see tests/fixtures/SOURCES.md), with the fields
+# each case is about changed.
+
+
+def binance(**changes: object) -> dict[str, object]:
+    return {**BINANCE_SAMPLE, "o": {**BINANCE_SAMPLE["o"], **changes}}  # type: ignore[dict-item]
+
+
+def test_binance_quantity_is_the_accumulated_fill_not_the_last_one() -> None:
+    """One snapshot per symbol per second: an order that filled three times shows its last fill in `l`,
+    all of them in `z`, and their average price in `ap`."""
+    assert BINANCE is not None
+    message = binance(q="0.030", p="9860", ap="9905.5", l="0.004", z="0.030")
+    got = parse_liquidation_message(message, BINANCE, lookup_for("binance"), received_ns=RECEIVED)
+    (liq,) = got.records
+    assert (liq.quantity, liq.price) == (0.030, 9905.5)
+    assert liq.notional == pytest.approx(297.165)
+    assert (got.errors, got.unfilled) == ([], 0)
+
+
+def test_binance_expired_after_partial_fills_stores_what_was_filled() -> None:
+    """An IOC liquidation order that filled 0.020 of 0.030 and expired: 0.020 was liquidated."""
+    assert BINANCE is not None
+    message = binance(X="EXPIRED", q="0.030", l="0.005", z="0.020")
+    (liq,) = parse_liquidation_message(message, BINANCE, lookup_for("binance"), received_ns=RECEIVED).records
+    assert liq.quantity == 0.020
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"X": "PARTIALLY_FILLED", "l": "0.004", "z": "0.010"},  # not final: its last snapshot repeats it
+        {"X": "NEW", "l": "0", "z": "0"},
+        {"X": "EXPIRED", "l": "0", "z": "0"},  # expired unfilled: nothing liquidated
+        {"X": "CANCELED", "l": "0.004", "z": "0.004"},  # not a state a liquidation order ends in
+    ],
+    ids=lambda c: c["X"],
+)
+def test_binance_states_that_liquidated_nothing_final_are_counted_not_stored(changes: dict[str, str]) -> None:
+    assert BINANCE is not None
+    got = parse_liquidation_message(binance(**changes), BINANCE, lookup_for("binance"), received_ns=RECEIVED)
+    assert (got.records, got.errors, got.unfilled) == ([], [], 1)
+
+
+def test_binance_missing_status_is_a_bad_item() -> None:
+    assert BINANCE is not None
+    order: dict[str, object] = dict(BINANCE_SAMPLE["o"])  # type: ignore[call-overload]
+    del order["X"]
+    got = parse_liquidation_message({"o": order}, BINANCE, lookup_for("binance"), received_ns=RECEIVED)
+    assert got.records == []
+    assert len(got.errors) == 1
+    assert "'X'" in got.errors[0]
+
+
+def bybit_items(*items: object) -> dict[str, object]:
+    return {**BYBIT_SAMPLE, "data": list(items)}
+
+
+GOOD_ROSE = BYBIT_SAMPLE["data"][0]  # type: ignore[index]
+
+
+def test_bybit_one_bad_item_skips_that_item_only() -> None:
+    assert BYBIT is not None
+    message = bybit_items(
+        GOOD_ROSE,
+        {**GOOD_ROSE, "T": 1739502302930, "v": "abc"},
+        {**GOOD_ROSE, "T": 1739502302931, "S": "Buy", "v": "150"},
+        {**GOOD_ROSE, "T": 1739502302932, "p": None},
+        "not an item",
+    )
+    got = parse_liquidation_message(message, BYBIT, lookup_for("bybit"), received_ns=RECEIVED)
+    assert [(r.ts_event // NS_PER_MS, r.side, r.quantity) for r in got.records] == [
+        (1739502302929, Side.SHORT, 20000.0),
+        (1739502302931, Side.LONG, 150.0),
+    ]
+    assert len(got.errors) == 3
+    assert got.errors[0] == "item 1 (ROSEUSDT): Liquidation.quantity: 'v' is not a number (got 'abc')"
+    assert got.errors[1].startswith("item 3 (ROSEUSDT): Liquidation.price")
+    assert got.errors[2].startswith("item 4 (None): item 4 is not an object")
+
+
+def test_tap_counts_each_bad_item_and_stores_the_good_ones() -> None:
+    emitted: list[Record] = []
+    tap = Tap(VENUES["bybit"], ExchangeHealth("bybit"), emitted.extend, lambda: RECEIVED, [])
+    tap.bind(FakeExchange())
+    message = bybit_items(
+        GOOD_ROSE,
+        {**GOOD_ROSE, "T": 1739502302930, "S": "Hold"},
+        {**GOOD_ROSE, "T": 1739502302931, "v": "-3"},
+        {**GOOD_ROSE, "T": 1739502302932, "v": "7"},
+    )
+    tap.liquidation(message)
+    assert [r.quantity for r in emitted if isinstance(r, Liquidation)] == [20000.0, 7.0]
+    assert (tap.health.events, tap.health.errors) == (2, 2)
+    assert "item 2" in str(tap.health.last_error)
+
+
+def test_tap_counts_unfilled_binance_orders() -> None:
+    tap, emitted, _ = make_tap()
+    tap.liquidation(binance(X="PARTIALLY_FILLED", l="0.004", z="0.010"))
+    tap.liquidation(binance(X="EXPIRED", q="0.030", l="0.005", z="0.020"))
+    assert [r.quantity for r in emitted if isinstance(r, Liquidation)] == [0.020]
+    assert (tap.health.unfilled, tap.health.errors, tap.health.events) == (1, 0, 1)
+
+
+async def test_simulated_forceorder_events_parse_to_the_simulators_quantity() -> None:
+    """The simulator's random Binance events carry several fills (`l` < `z`) and some EXPIRED orders;
+    what the parser stores from the frame it would send is the event's accumulated quantity and price."""
+    from ccxt_pipeline.simulator import binance as sim_binance
+    from ccxt_pipeline.simulator.server import ExchangeSimulator
+
+    assert BINANCE is not None
+    async with ExchangeSimulator(seed=3, now_ms=1_763_640_000_000) as sim:  # fixed: the same events each run
+        events = await sim.liquidations.burst("binance", "BTCUSDT", 40, within_ms=400)
+    multi = [e for e in events if e.last_fill_str is not None]
+    expired = [e for e in events if e.status == "EXPIRED"]
+    assert multi
+    assert expired
+    assert all(e.final for e in events)
+    for event in events:
+        frame = sim_binance.liquidation_message([event], event.t_ms)
+        order = frame["o"]
+        if event in multi:
+            assert float(order["l"]) < float(order["z"])
+        if event in expired:
+            assert float(order["q"]) > float(order["z"])
+        (liq,) = parse_liquidation_message(
+            frame, BINANCE, lookup_for("binance"), received_ns=RECEIVED
+        ).records
+        assert (liq.quantity, liq.price, liq.side.value) == (
+            event.quantity,
+            event.price,
+            event.liquidated_side,
+        )

@@ -272,7 +272,8 @@ async def test_documents_ccxt_new_updates_drops_burst_items(sim: ExchangeSimulat
         await until(lambda: len(ex.parsed) == n)
         assert len(returned) < n  # observed: 1 of 8 on both exchanges
         assert len(ex.liquidations) == n
-    assert [(p["contracts"], p["price"]) for p in ex.parsed] == [(e.quantity, e.price) for e in sent]
+    # ccxt takes Binance's amount from `l`, the order's LAST fill, not `z` (docs/exchanges.md)
+    assert [(p["contracts"], p["price"]) for p in ex.parsed] == [(e.last_fill, e.price) for e in sent]
 
 
 # --- connection knobs: drop, close, silence, down -------------------------------------------------------
@@ -366,8 +367,8 @@ async def test_duplicate_frames_reach_ccxt_twice(sim: ExchangeSimulator, name: s
         task.cancel()
     assert [e.duplicated for e in events] == [0, 1, 0, 1]
     assert [p["contracts"] for p in ex.parsed] == [
-        q for e in events for q in [e.quantity] * (1 + e.duplicated)
-    ]  # ccxt does not deduplicate
+        q for e in events for q in [e.last_fill] * (1 + e.duplicated)
+    ]  # ccxt does not deduplicate (and takes Binance's last fill `l`)
 
 
 async def test_bybit_ignores_a_non_json_text_frame(sim: ExchangeSimulator) -> None:
@@ -404,7 +405,7 @@ async def test_documents_ccxt_garbage_frame_kills_the_receive_loop(
         with pytest.raises(ccxt.RequestTimeout):
             await asyncio.wait_for(task, 3)
     assert [e.delivered_to for e in events] == [1, 0, 1]
-    assert [p["contracts"] for p in ex.parsed] == [events[0].quantity]  # the third never got parsed
+    assert [p["contracts"] for p in ex.parsed] == [events[0].last_fill]  # the third never got parsed
     assert any("Exception in callback" in r.getMessage() for r in caplog.records)
 
 
@@ -427,7 +428,8 @@ async def test_background_rate_emits_for_subscribed_symbols(sim: ExchangeSimulat
     for name, ex in (("binance", b), ("bybit", y)):
         mine = [e for e in sent if e.exchange == name]
         assert [(p["contracts"], p["price"], p["info"]["S"]) for p in ex.parsed] == [
-            (e.quantity, e.price, e.side) for e in mine
+            (e.last_fill, e.price, e.side)
+            for e in mine  # ccxt: Binance's last fill `l`
         ]
 
 

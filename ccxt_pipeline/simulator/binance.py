@@ -427,10 +427,15 @@ def liquidation_message(events: Sequence[SentEvent], now_ms: int) -> dict[str, A
 
     shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Liquidation-Order-Streams
     (and All-Market-Liquidation-Order-Streams, same payload); ccxt binance.handle_liquidation comment.
-    Sample: {"e":"forceOrder","E":1568014460893,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",
-    "q":"0.014","p":"9910","ap":"9910","X":"FILLED","l":"0.014","z":"0.014","T":1568014460893}}
-    `ap` (average fill price, what ccxt reports) is the event's price; `p` (the order's limit price) is set
-    0.5% beyond it (below for SELL, above for BUY) so that a parser reading the wrong field is caught.
+    Binance's response example: {"e":"forceOrder","E":1568014460893,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT",
+    "f":"IOC","q":"0.014","p":"9910","ap":"9910","X":"FILLED","l":"0.014","z":"0.014","T":1568014460893}}
+    with `q` Original Quantity, `p` Price, `ap` Average Price, `X` Order Status, `l` Order Last Filled
+    Quantity, `z` Order Filled Accumulated Quantity, `T` Order Trade Time. Binance pushes "only the latest
+    one liquidation order within 1000ms" per symbol, so an event is a snapshot of an order that may have
+    filled several times: `z` is the event's quantity, `l` its last fill (smaller for a multi-fill event),
+    `ap` the average price (the event's price), `X` FILLED (`q` = `z`) or EXPIRED after partial fills
+    (`q` > `z`). `p` (the order's limit price) is set 0.5% beyond `ap` (below for SELL, above for BUY) so
+    that a parser reading the wrong field is caught; likewise `l` and `q` for the quantity.
     """
     (event,) = events
     inst = data.instrument(NAME, event.symbol)
@@ -443,11 +448,11 @@ def liquidation_message(events: Sequence[SentEvent], now_ms: int) -> dict[str, A
             "S": event.side,
             "o": "LIMIT",
             "f": "IOC",
-            "q": event.quantity_str,
+            "q": event.order_quantity_str or event.quantity_str,
             "p": data.fmt(round(limit, inst.price_decimals), inst.price_decimals),
             "ap": event.price_str,
-            "X": "FILLED",
-            "l": event.quantity_str,
+            "X": event.status,
+            "l": event.last_fill_str or event.quantity_str,
             "z": event.quantity_str,
             "T": event.t_ms,
         },
@@ -460,6 +465,7 @@ WIRE = WireFormat(
     all_topic=LIQUIDATION_ALL_STREAM,
     message=liquidation_message,
     batches=False,
+    orders=True,
 )
 
 

@@ -59,6 +59,8 @@ MalformedKind = Literal["truncated_json", "text"]
 """`truncated_json`: the first half of the real frame (starts with `{`, invalid JSON); `text`: a non-JSON
 text frame (`<html>...502 Bad Gateway...</html>`)."""
 GARBAGE_TEXT = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+FINAL_STATUSES = ("FILLED", "EXPIRED")
+"""Binance order states whose accumulated fill `z` is final (venues.py, binance `LiquidationWire`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +82,14 @@ class SentEvent:
     price_str: str
     t_ms: int
     """The event's trade time (Binance `o.T`, Bybit `data[].T`)."""
+    last_fill_str: str | None = None
+    """Binance `l`, the liquidation order's last fill, when the event stands for several fills (Binance
+    pushes one snapshot per symbol per second): `quantity` (`z`) is their sum and `price` (`ap`) their
+    average. None: a single fill, `l` = `z`."""
+    status: str = "FILLED"
+    """Binance `X`: FILLED, or EXPIRED when the IOC order's rest was cancelled after fills (`q` > `z`)."""
+    order_quantity_str: str | None = None
+    """Binance `q`, the order's original quantity; None: `quantity` (a FILLED order)."""
     delivered_to: int = 0
     """Sockets the event was written to intact (a duplicated frame counts once)."""
     duplicated: int = 0
@@ -96,6 +106,17 @@ class SentEvent:
     def notional(self) -> float:
         return self.quantity * self.price
 
+    @property
+    def last_fill(self) -> float:
+        """The order's last fill (Binance `l`; `quantity` for one fill and on Bybit): what ccxt reports as
+        `contracts`."""
+        return float(self.last_fill_str) if self.last_fill_str is not None else self.quantity
+
+    @property
+    def final(self) -> bool:
+        """Whether the order's state is final, so that `quantity` was liquidated (stored by the pipeline)."""
+        return self.status in FINAL_STATUSES
+
 
 @dataclass(frozen=True, kw_only=True)
 class WireFormat:
@@ -111,6 +132,9 @@ class WireFormat:
     """(events, now ms) -> one wire message; several events only if `batches`."""
     batches: bool
     """Whether one message may carry several events (Bybit's `data` list)."""
+    orders: bool = False
+    """Whether the wire shows the liquidation ORDER (Binance: fills `l`/`z`, status `X`, quantity `q`), so
+    that random events get several fills and some EXPIRED orders."""
 
 
 @dataclass(eq=False, kw_only=True)
@@ -351,14 +375,33 @@ class LiquidationFeed:
         quantity: float,
         price: float,
         t_ms: int | None = None,
+        last_fill: float | None = None,
+        status: str = "FILLED",
+        order_quantity: float | None = None,
     ) -> SentEvent:
         """Write one liquidation to every socket of `exchange` subscribed to `symbol` (exchange id or unified
         symbol; Binance `!forceOrder@arr` sockets get every symbol). `t_ms` defaults to the simulator's now.
+
+        Binance only: `quantity` is the order's accumulated fill `z` and `price` its average price `ap`;
+        `last_fill` (`l`, < `quantity`) makes the event stand for several fills; `status` (`X`) and
+        `order_quantity` (`q`) describe the order (e.g. EXPIRED with `order_quantity` > `quantity`).
 
         Returns the event with its delivery counts (also appended to `sent` or `undelivered`). Raises
         ValueError for an unknown exchange/symbol/side or an event identical to an earlier one.
         """
         event = self._event(exchange, symbol, liquidated_side, quantity, price, t_ms)
+        inst = self._instrument(exchange, symbol)
+        decimals = _decimals(inst.step_size)
+        if last_fill is not None and not 0 < last_fill <= quantity:
+            raise ValueError("last_fill must be in (0, quantity]")
+        if order_quantity is not None and order_quantity < quantity:
+            raise ValueError("order_quantity must be >= quantity")
+        event = dataclasses.replace(
+            event,
+            last_fill_str=None if last_fill is None else data.fmt(float(last_fill), decimals),
+            status=status,
+            order_quantity_str=None if order_quantity is None else data.fmt(float(order_quantity), decimals),
+        )
         (out,) = await self._deliver(exchange, [event], batch=False)
         return out
 
@@ -436,7 +479,8 @@ class LiquidationFeed:
         while units in used:  # unique quantities make every generated event distinct
             units += 1
         quantity = round(units * step, _decimals(inst.step_size))
-        return self._event(exchange, inst.id, side, quantity, price, t_ms)
+        event = self._event(exchange, inst.id, side, quantity, price, t_ms)
+        return _with_fills(event, inst) if self._wire(exchange).orders else event
 
     async def _deliver(self, exchange: str, events: Sequence[SentEvent], *, batch: bool) -> list[SentEvent]:
         wire = self._wire(exchange)
@@ -553,6 +597,30 @@ class LiquidationFeed:
                         event = self._random_event(self._bg_rng, exchange, inst, self._sim.now())
                         await self._deliver(exchange, [event], batch=False)
                     next_at[exchange] += self._bg_rng.expovariate(rate)
+
+
+def _with_fills(event: SentEvent, inst: data.Instrument) -> SentEvent:
+    """A random event as Binance shows a liquidation order: one to three fills (`l`, the last one, below
+    the accumulated `z` when there are several), and one order in ten EXPIRED after partial fills (its
+    original quantity `q` above `z`). Drawn from the event's own key, so the feed's generators draw the
+    same numbers as before and the same event always gets the same fills."""
+    rng = random.Random(f"fills:{event.key}")
+    step = float(inst.step_size)
+    decimals = _decimals(inst.step_size)
+    units = round(event.quantity / step)
+    fills = rng.choice((1, 1, 2, 3)) if units >= 3 else 1
+    last = units if fills == 1 else rng.randint(1, units - (fills - 1))
+    expired = rng.random() < 0.1
+    return dataclasses.replace(
+        event,
+        last_fill_str=None if fills == 1 else data.fmt(round(last * step, decimals), decimals),
+        status="EXPIRED" if expired else "FILLED",
+        order_quantity_str=(
+            data.fmt(round((units + rng.randint(1, max(1, units // 2))) * step, decimals), decimals)
+            if expired
+            else None
+        ),
+    )
 
 
 def _wants(conn: WsConnection, topic: str, all_topic: str | None) -> bool:

@@ -22,7 +22,11 @@ class ExchangeHealth:
     duplicates: int = 0
     reconnects: int = 0
     errors: int = 0
+    """Frames and liquidation items skipped as malformed (one per bad item of a multi-item message)."""
     last_error: str | None = None
+    unfilled: int = 0
+    """Liquidation items not stored because their order had filled nothing final (Binance `X` neither
+    FILLED nor EXPIRED, or nothing filled)."""
     lag_ms: float | None = None
     """Receipt time minus exchange time of the last event."""
     gaps: int = 0

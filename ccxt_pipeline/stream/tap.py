@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ccxt_pipeline.catalog.definitions import ensure_definition
-from ccxt_pipeline.errors import RecordError, SymbolError
+from ccxt_pipeline.errors import SymbolError
 from ccxt_pipeline.instruments import Instrument, instrument_for
 from ccxt_pipeline.models import CoverageGap, Record
 from ccxt_pipeline.parsers.liquidations import parse_liquidation_message
@@ -70,7 +70,7 @@ class Tap:
         if not market or not market.get("linear") or not market.get("symbol"):
             return None  # spot, inverse or unknown: not a market we keep
         try:
-            inst = instrument_for(self.venue.name, market["symbol"], market)
+            inst = instrument_for(self.venue.name, market["symbol"])
         except SymbolError:
             return None
         if self.definitions_root is not None:  # a whole-market stream meets instruments as they come
@@ -88,15 +88,22 @@ class Tap:
             self._close_gap(now)
 
     def liquidation(self, message: Any) -> None:
+        """One liquidation message: its good items are stored; each bad item is counted and skipped."""
         received = self.clock()
-        try:
-            records = parse_liquidation_message(message, self.wire, self.lookup, received_ns=received)
-        except (RecordError, TypeError, ValueError, AttributeError) as exc:
-            self.health.record_error(f"bad liquidation message: {exc}")
-            log.warning("%s: skipped a bad liquidation message: %s", self.venue.name, str(message)[:300])
-            return
+        parsed = parse_liquidation_message(message, self.wire, self.lookup, received_ns=received)
+        for error in parsed.errors:
+            self.health.record_error(f"bad liquidation item skipped: {error}")
+        if parsed.errors:
+            log.warning(
+                "%s: skipped %d bad liquidation item(s) (%s): %.300s",
+                self.venue.name,
+                len(parsed.errors),
+                parsed.errors[0],
+                message,
+            )
+        self.health.unfilled += parsed.unfilled
         fresh: list[Record] = []
-        for r in records:
+        for r in parsed.records:
             key = (r.instrument_id, r.ts_event, r.side, r.price, r.quantity)
             if key in self._seen:
                 self.health.duplicates += 1
