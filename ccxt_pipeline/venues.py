@@ -45,8 +45,9 @@ class LiquidationWire:
     """The wire `side` value that means a LONG position was liquidated."""
     short_liquidated: str
     quantity_field: str
-    """Quantity in contracts (x contract size = base units)."""
+    """Quantity in contracts (x contract size = base units): everything the item liquidated."""
     price_field: str
+    """The price stored; what it means differs by exchange (docs/catalog.md, liquidations)."""
     all_market: bool
     """Whether one subscription can cover every symbol (`--all`)."""
     source: str
@@ -54,6 +55,10 @@ class LiquidationWire:
     symbol_field: str = "s"
     side_field: str = "S"
     time_field: str = "T"
+    status_field: str | None = None
+    """The item's order status, if the exchange sends one (Binance `X`); None: every item is a liquidation."""
+    filled_statuses: tuple[str, ...] = ()
+    """Statuses whose quantity is final; items in any other status (or that filled nothing) are not stored."""
 
 
 @dataclass(frozen=True)
@@ -144,14 +149,22 @@ VENUES: dict[str, Venue] = {
             oi_history_days=30,
             funding_history_limit=1000,
             default_funding_interval_minutes=480,
-            # forceOrder: `S` is the side of the liquidation ORDER, so SELL closes a long; ccxt reads the
-            # quantity from `l` (last filled) and the price from `ap` (average price).
+            # forceOrder: `S` is the side of the liquidation ORDER, so SELL closes a long. The quantity is
+            # `z` ("Order Filled Accumulated Quantity"), not `l` ("Order Last Filled Quantity", what ccxt
+            # reads): Binance pushes at most one snapshot per symbol per 1000 ms, so one event can stand for
+            # several fills. `ap` is their average price. `X`: FILLED, or EXPIRED after a partial fill (the
+            # IOC order's rest cancelled: `z` was still liquidated) are final; NEW and PARTIALLY_FILLED are
+            # not (the order's final snapshot repeats those fills in its `z`, and the stream has no order id
+            # to merge them by). Tardis keeps `X == FILLED` only and reads `z` (tardis-dev/tardis-node
+            # src/mappers/binance.ts, BinanceLiquidationsMapper). docs/catalog.md, liquidations.
             liquidations=LiquidationWire(
                 items_key="o",
                 long_liquidated="SELL",
                 short_liquidated="BUY",
-                quantity_field="l",
+                quantity_field="z",
                 price_field="ap",
+                status_field="X",
+                filled_statuses=("FILLED", "EXPIRED"),
                 all_market=True,
                 source="https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Liquidation-Order-Streams",
             ),
@@ -199,7 +212,8 @@ VENUES: dict[str, Venue] = {
             ),
             oi_history_limit=200,
             funding_history_limit=200,
-            # allLiquidation: `S` is the POSITION side, so Buy means a long was liquidated.
+            # allLiquidation: `S` is the POSITION side, so Buy means a long was liquidated; `v` the executed
+            # size, `p` the bankruptcy price. One push carries every liquidation of 500 ms in `data`.
             liquidations=LiquidationWire(
                 items_key="data",
                 long_liquidated="Buy",

@@ -20,7 +20,7 @@ import ccxt.pro as ccxt_pro
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from ccxt_pipeline.simulator import ExchangeSimulator, FailureRule, data
+from ccxt_pipeline.simulator import ExchangeSimulator, FailureRule, data, hyperliquid
 from ccxt_pipeline.simulator.__main__ import config_block
 
 NOW = int(datetime(2026, 11, 20, 12, 0, tzinfo=UTC).timestamp() * 1000)
@@ -426,7 +426,9 @@ async def test_hyperliquid_funding_history_500_row_cap(sim: ExchangeSimulator) -
                 break
             assert len(page) == 500
             cursor = page[-1]["timestamp"] + 1
-    assert got == [(t, r) for t, r, _ in expected]
+    # stamped a few ms past the hour, as Hyperliquid does: the hour of NOW is not settled yet at NOW
+    assert got == [(hyperliquid.funding_time("BTC", t), r) for t, r, _ in expected[:-1]]
+    assert all(0 < ts % 3_600_000 < 100 for ts, _ in got)
     assert sim.count("hyperliquid", "info:fundingHistory") == 2
     assert max(abs(r) for _, r in got) <= 0.0005 / 8 + 1e-12
 
@@ -474,7 +476,7 @@ CALLS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "bybit": ("fetch_funding_rate_history", ("BTC/USDT:USDT", NOW - 5 * DAY, 10)),
     "hyperliquid": (
         "fetch_funding_rate_history",
-        ("BTC/USDC:USDC", NOW - 5 * DAY, 10, {"until": NOW - 5 * DAY + 9 * HOUR}),
+        ("BTC/USDC:USDC", NOW - 5 * DAY, 10, {"until": NOW - 5 * DAY + 9 * HOUR + 100}),  # +100: ms late
     ),
 }
 

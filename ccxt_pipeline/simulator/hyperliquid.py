@@ -3,7 +3,7 @@
 Numbers are strings in Hyperliquid's style (shortest form: `"90123.0"`, `"0.0000125"`), times are integers.
 Documented behaviour mirrored:
 - `fundingHistory` needs `startTime` (HTTP 422 without it), `endTime` defaults to now; rows with
-  startTime <= time <= endTime, ascending, at most 500 per answer.
+  startTime <= time <= endTime, ascending, at most 500 per answer; times a few ms past the hour.
 - `perpDexs` answers `[null]`: only the main dex, so ccxt loads no HIP-3 markets.
 - an unknown `type` or a body that is not JSON answers HTTP 422 `Failed to deserialize the JSON body into the
   target type` (text/plain).
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -28,7 +29,7 @@ PATH_PREFIXES: tuple[str, ...] = ("/info", "/exchange", "/hyperliquid/")
 WS_PREFIX = "/hyperliquid"
 """Hyperliquid's websocket path is `/ws`, like Binance's: the override moves it under this prefix."""
 FUNDING_HISTORY_MAX_ROWS = 500
-_MARGIN_TABLE = {"BTC": 56, "ETH": 55, "SOL": 54, "kPEPE": 10}
+_MARGIN_TABLE = {"BTC": 56, "ETH": 55, "SOL": 54}
 _DESERIALIZE_ERROR = "Failed to deserialize the JSON body into the target type"
 
 
@@ -134,13 +135,29 @@ def spot_meta() -> dict[str, Any]:
     return {"tokens": [usdc], "universe": []}
 
 
+FUNDING_LATE_MS = (5, 95)
+"""Bounds (ms) of how late past the hour a simulated settlement is stamped."""
+
+
+def funding_time(coin: str, hour_ms: int) -> int:
+    """The time Hyperliquid stamps on the settlement of the hour `hour_ms`: a few milliseconds past it.
+
+    Real answers do: the docs' example of "Retrieve historical funding rates" has `"time":1683849600076`
+    (https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals).
+    Deterministic per (coin, hour), between FUNDING_LATE_MS ms.
+    """
+    lo, hi = FUNDING_LATE_MS
+    return hour_ms + lo + zlib.crc32(f"{coin}:{hour_ms}".encode()) % (hi - lo + 1)
+
+
 def funding_history(sim: ExchangeSimulator, body: dict[str, Any]) -> list[dict[str, Any]]:
     """{"type":"fundingHistory","coin","startTime","endTime"?}: ascending, at most 500 rows.
 
     shape: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals#retrieve-historical-funding-rates;
     shared fixtures hyperliquid.request.json fetchFundingRateHistory (body `{"type":"fundingHistory","coin":"ETH",
     "startTime":1704323735060}`). Sample: [{"coin":"ETH","fundingRate":"0.0000125","premium":"0.00057962",
-    "time":1704290400031}]  (the real times carry a few ms of jitter; simulated ones are exactly on the hour)
+    "time":1704290400031}] (the docs' example: `"time":1683849600076`). Times are a few ms past the hour as on the real exchange (`funding_time`);
+    startTime/endTime filter those stamped times. The rate is the simulator's series at the hour.
     """
     coin = body.get("coin")
     start = body.get("startTime")
@@ -152,15 +169,19 @@ def funding_history(sim: ExchangeSimulator, body: dict[str, Any]) -> list[dict[s
         return []
     now = sim.now()
     hi = now if end is None else min(end, now)
-    rows = itertools.islice(data.iter_settlements(NAME, coin, start, hi, sim.seed), FUNDING_HISTORY_MAX_ROWS)
+    hours = data.iter_settlements(NAME, coin, start - FUNDING_LATE_MS[1], hi, sim.seed)
+    stamped = ((funding_time(coin, t), t, rate) for t, rate, _hours in hours)
+    rows = itertools.islice(
+        ((at, t, r) for at, t, r in stamped if start <= at <= hi), FUNDING_HISTORY_MAX_ROWS
+    )
     return [
         {
             "coin": coin,
             "fundingRate": data.fmt_short(rate),
             "premium": data.fmt_short(data.funding_premium(NAME, coin, t, sim.seed)),
-            "time": t,
+            "time": at,
         }
-        for t, rate, _hours in rows
+        for at, t, rate in rows
     ]
 
 
