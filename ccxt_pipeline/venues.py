@@ -15,6 +15,24 @@ from ccxt_pipeline.errors import UnknownExchangeError
 
 
 @dataclass(frozen=True)
+class OpenInterestFields:
+    """Where a raw payload keeps open interest as ONE side of the market (longs, which equal shorts): the
+    figure Binance (`sumOpenInterest`, `openInterest`) and Hyperliquid (`openInterest`) report. Where a
+    payload lacks it, `fallback_*` fields times `fallback_scale` stand in (Bybit: its both-sides figures,
+    halved)."""
+
+    amount: str
+    """Open interest in base units, one side."""
+    value: str | None = None
+    """The same in quote currency, if the payload gives it."""
+    fallback_amount: str | None = None
+    """Used where `amount` is missing or empty, multiplied by `fallback_scale`."""
+    fallback_value: str | None = None
+    """Used where `value` is missing or empty, multiplied by `fallback_scale`."""
+    fallback_scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class RawHistory:
     """An open-interest history endpoint called through ccxt's implicit API and parsed by us, column by
     column: ccxt's unified parsing costs ~20 us a row, which for months of 5-minute points is most of a
@@ -25,10 +43,8 @@ class RawHistory:
     period_param: str
     period_names: dict[str, str]
     """Our period names (`5m`) to the exchange's (`5min`)."""
-    amount_field: str
-    """Open interest in base units."""
-    value_field: str | None
-    """Open interest in quote currency, if the endpoint gives it."""
+    fields: OpenInterestFields
+    """Where each row keeps one side's open interest (base units) and its value (quote), if it has one."""
     rows_path: tuple[str, ...] = ()
     """Where the list of rows sits in the answer (`("result", "list")`)."""
     params: dict[str, str] = field(default_factory=dict)
@@ -94,8 +110,10 @@ class Venue:
     ccxt_options: dict[str, Any] = field(default_factory=dict)
     """Constructor config every client of this exchange gets, before the user's own `ccxt` overrides."""
     current_oi: Literal["open_interest", "ticker", "open_interests"] = "open_interest"
-    """Where live open interest comes from: `fetch_open_interest`, the ticker (`info.openInterest`), or
-    `fetch_open_interests` (one call for the whole universe)."""
+    """Where live open interest comes from: `fetch_open_interest`, the ticker (`ticker_oi` of its raw
+    `info`), or `fetch_open_interests` (one call for the whole universe)."""
+    ticker_oi: OpenInterestFields = OpenInterestFields("openInterest", "openInterestValue")
+    """The raw ticker fields holding one side's open interest, where `current_oi` is `ticker`."""
     oi_history_periods: tuple[str, ...] = ()
     """Periods `fetch_open_interest_history` serves; empty: the exchange keeps no history."""
     oi_history_raw: RawHistory | None = None
@@ -120,6 +138,16 @@ class Venue:
     still spaces requests by the exchange's documented weights; this caps bursts on top of it."""
 
 
+# Bybit v5 (tickers and /v5/market/open-interest): one side, else half of both sides. History rows carry
+# no value field, so the value fields simply find nothing there.
+BYBIT_SINGLE_SIDE = OpenInterestFields(
+    amount="singleOpenInterest",
+    value="singleOpenInterestValue",
+    fallback_amount="openInterest",
+    fallback_value="openInterestValue",
+    fallback_scale=0.5,
+)
+
 VENUES: dict[str, Venue] = {
     v.name: v
     for v in (
@@ -142,8 +170,7 @@ VENUES: dict[str, Venue] = {
                 method="fapidata_get_openinteresthist",
                 period_param="period",
                 period_names={p: p for p in ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")},
-                amount_field="sumOpenInterest",
-                value_field="sumOpenInterestValue",
+                fields=OpenInterestFields("sumOpenInterest", "sumOpenInterestValue"),
             ),
             oi_history_limit=500,
             oi_history_days=30,
@@ -191,9 +218,18 @@ VENUES: dict[str, Venue] = {
             },
             # fetch_open_interest gives the hourly history row, up to an hour old; tickers are live.
             current_oi="ticker",
+            # Bybit's `openInterest`/`openInterestValue` are the SUM OF BOTH SIDES, twice what Binance and
+            # Hyperliquid report; `singleOpenInterest`/`singleOpenInterestValue` are one side. Tickers:
+            # "Open interest size (both sides)", "Open interest value (single side)", ...
+            # https://bybit-exchange.github.io/docs/v5/market/tickers and
+            # https://bybit-exchange.github.io/docs/v5/websocket/public/ticker. An answer without the
+            # single-side fields (older API, some markets) falls back to half the both-sides figures.
+            ticker_oi=BYBIT_SINGLE_SIDE,
             market_funding_interval_field="fundingInterval",
             oi_history_periods=("5m", "15m", "30m", "1h", "4h", "1d"),
-            # https://bybit-exchange.github.io/docs/v5/market/open-interest (linear: openInterest in base coin)
+            # https://bybit-exchange.github.io/docs/v5/market/open-interest: "openInterest: The value is the
+            # sum of both sides", "singleOpenInterest: The value is the single side" (linear: base coin).
+            # The endpoint gives no value in quote currency, so history rows leave it empty.
             oi_history_raw=RawHistory(
                 method="public_get_v5_market_open_interest",
                 period_param="intervalTime",
@@ -205,8 +241,7 @@ VENUES: dict[str, Venue] = {
                     "4h": "4h",
                     "1d": "1d",
                 },
-                amount_field="openInterest",
-                value_field=None,
+                fields=BYBIT_SINGLE_SIDE,
                 rows_path=("result", "list"),
                 params={"category": "linear"},
             ),

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from ccxt_pipeline.catalog.layout import kind_dir, list_data_files
 from ccxt_pipeline.catalog.merge import is_sorted_unique
-from ccxt_pipeline.catalog.schema import KINDS
+from ccxt_pipeline.catalog.schema import KINDS, META_VERSION, SCHEMA_VERSION
 
 
 def assert_catalog_invariants(root: Path, *, exact_names: bool = True) -> int:
@@ -28,7 +28,7 @@ def assert_catalog_invariants(root: Path, *, exact_names: bool = True) -> int:
             for f in files:
                 table = pq.read_table(f.path)
                 assert table.schema.remove_metadata() == kind.schema.remove_metadata(), f.path
-                assert table.schema.metadata[b"ccxt_pipeline.schema_version"] == b"1"
+                assert table.schema.metadata[META_VERSION] == SCHEMA_VERSION.encode()
                 assert table.num_rows > 0
                 assert is_sorted_unique(kind, table), f"unsorted or duplicated: {f.path}"
                 ts = table.column("ts_init").to_pylist()

@@ -17,6 +17,7 @@ from ccxt_pipeline.parsers.open_interest import (
     parse_ticker_open_interest,
 )
 from ccxt_pipeline.timeutil import NS_PER_HOUR, NS_PER_MS
+from ccxt_pipeline.venues import BYBIT_SINGLE_SIDE, OpenInterestFields
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ccxt"
 BYBIT = json.loads((FIXTURES / "bybit.response.json").read_text())["methods"]
@@ -46,9 +47,9 @@ def test_inverse_row_is_refused_rather_than_stored_in_the_wrong_unit() -> None:
 
 
 def test_bybit_live_open_interest_from_ticker() -> None:
-    ticker = recorded("fetchTicker")
-    oi = parse_ticker_open_interest(ticker, BTC_BYBIT, received_ns=RECEIVED)
-    assert (oi.open_interest, oi.open_interest_value) == (225766.793, 11614437205.81)
+    ticker = recorded("fetchTicker")  # recorded before Bybit served singleOpenInterest: half of both sides
+    oi = parse_ticker_open_interest(ticker, BTC_BYBIT, received_ns=RECEIVED, fields=BYBIT_SINGLE_SIDE)
+    assert (oi.open_interest, oi.open_interest_value) == (225766.793 / 2, 11614437205.81 / 2)
     assert oi.ts_event == oi.ts_init == RECEIVED  # the recorded ticker has no timestamp: receipt time
 
 
@@ -137,7 +138,7 @@ def test_raw_binance_history_rows_to_a_validated_table() -> None:
         },
     ]
     table = open_interest_history_table(
-        rows, BTC_BINANCE, amount_field="sumOpenInterest", value_field="sumOpenInterestValue"
+        rows, BTC_BINANCE, fields=OpenInterestFields("sumOpenInterest", "sumOpenInterestValue")
     )
     assert table.column("open_interest").to_pylist() == [20403.637, 20401.367]
     assert table.column("open_interest_value").to_pylist() == [150570784.07809979, 149940752.14464448]
@@ -152,6 +153,6 @@ def test_raw_binance_history_rows_to_a_validated_table() -> None:
 
 
 def test_raw_history_with_a_negative_amount_is_refused() -> None:
-    rows = [{"openInterest": "-1", "timestamp": "1739725200000"}]
+    rows = [{"singleOpenInterest": "-1", "timestamp": "1739725200000"}]
     with pytest.raises(RecordError, match=r"OpenInterest.open_interest: must be >= 0 \(got -1.0 at row 0\)"):
-        open_interest_history_table(rows, BTC_BYBIT, amount_field="openInterest", value_field=None)
+        open_interest_history_table(rows, BTC_BYBIT, fields=BYBIT_SINGLE_SIDE)

@@ -289,7 +289,9 @@ async def test_bybit_open_interest(sim: ExchangeSimulator) -> None:
         result = await y.fetch_open_interest("BTC/USDT:USDT")
     latest_hour = HOUR * (NOW // HOUR)
     assert result["timestamp"] == latest_hour
-    assert result["openInterestAmount"] == oi("bybit", "BTCUSDT", latest_hour)
+    # ccxt passes Bybit's `openInterest` through: the sum of both sides, twice the single side
+    assert result["openInterestAmount"] == 2 * oi("bybit", "BTCUSDT", latest_hour)
+    assert float(result["info"]["singleOpenInterest"]) == oi("bybit", "BTCUSDT", latest_hour)
     assert result["openInterestValue"] is None
     assert sim.count("bybit", "/v5/market/open-interest") == 1
 
@@ -300,7 +302,10 @@ async def test_bybit_open_interest_history_one_page(sim: ExchangeSimulator) -> N
         rows = await y.fetch_open_interest_history("SOL/USDT:USDT", "5m", since, 200, {"until": until})
     # 121 points in [since, until]: all fit in one page of 200
     assert [r["timestamp"] for r in rows] == data.period_grid("5m", since, until)
-    assert all(r["openInterestAmount"] == oi("bybit", "SOLUSDT", r["timestamp"]) for r in rows)
+    assert all(
+        r["openInterestAmount"] == 2 * oi("bybit", "SOLUSDT", r["timestamp"]) for r in rows
+    )  # both sides
+    assert all(float(r["info"]["singleOpenInterest"]) == oi("bybit", "SOLUSDT", r["timestamp"]) for r in rows)
 
 
 async def test_bybit_open_interest_history_cursor_paging(sim: ExchangeSimulator) -> None:
@@ -324,7 +329,9 @@ async def test_bybit_open_interest_history_cursor_paging(sim: ExchangeSimulator)
         )
     times = [r["timestamp"] for r in rows]
     assert times == sorted(expected, reverse=True)  # paginate=True returns NEWEST FIRST
-    assert all(r["openInterestAmount"] == oi("bybit", "BTCUSDT", r["timestamp"]) for r in rows)
+    assert all(
+        r["openInterestAmount"] == 2 * oi("bybit", "BTCUSDT", r["timestamp"]) for r in rows
+    )  # both sides
     assert sim.count("bybit", "/v5/market/open-interest") == 3  # 200 + 200 + 177
 
 
@@ -355,8 +362,11 @@ async def test_bybit_funding_rates_and_tickers(sim: ExchangeSimulator) -> None:
         assert sorted(tickers) == SYMBOLS["bybit"]
         for symbol, sid in IDS["bybit"].items():
             info = tickers[symbol]["info"]
-            assert float(info["openInterest"]) == oi("bybit", sid, NOW)
-            assert float(info["openInterestValue"]) == data.open_interest_value("bybit", sid, NOW, seed=7)
+            single_value = data.open_interest_value("bybit", sid, NOW, seed=7)
+            assert float(info["singleOpenInterest"]) == oi("bybit", sid, NOW)
+            assert float(info["singleOpenInterestValue"]) == single_value
+            assert float(info["openInterest"]) == 2 * oi("bybit", sid, NOW)  # both sides
+            assert float(info["openInterestValue"]) == 2 * single_value
             assert tickers[symbol]["markPrice"] == data.mark_price("bybit", sid, NOW, seed=7)
     assert sim.count("bybit", "/v5/market/tickers") == len(IDS["bybit"]) + 2  # each rate, all rates, tickers
 

@@ -28,6 +28,7 @@ from ccxt_pipeline.catalog.layout import (
     parse_file_name,
 )
 from ccxt_pipeline.catalog.merge import sort_unique
+from ccxt_pipeline.catalog.migrate import migrate_catalog, migration_problems
 from ccxt_pipeline.catalog.repair import merge_files, overlapping_groups
 from ccxt_pipeline.catalog.schema import KINDS, DataKind
 from ccxt_pipeline.timeutil import NS_PER_DAY, now_ns
@@ -36,7 +37,8 @@ from ccxt_pipeline.timeutil import NS_PER_DAY, now_ns
 @dataclass(frozen=True)
 class Problem:
     kind: str
-    """`temp-file`, `bad-name`, `overlap`, `unsorted`, `duplicates`, `name-understates`, `schema`, `unreadable`."""
+    """`temp-file`, `bad-name`, `overlap`, `unsorted`, `duplicates`, `name-understates`, `schema`, `unreadable`,
+    `needs-migration` (written by an earlier release in another meaning: `ccxt-cli catalog migrate`)."""
     path: Path
     detail: str
     repairable: bool = True
@@ -56,10 +58,12 @@ def verify(root: Path, *, repair: bool = False) -> VerifyReport:
     report = VerifyReport()
     for kind, folder in _folders(root):
         report.problems.extend(_check_folder(kind, folder, report))
+    report.problems.extend(Problem("needs-migration", p, d) for p, d in migration_problems(root))
     if repair and report.problems:
         with exclusive_lock(root / LOCK_FILE):
             for kind, folder in _folders(root):
                 _repair_folder(kind, folder)
+            migrate_catalog(root)  # files an earlier release wrote, to today's schema version
         after = verify(root)
         report.repaired = [p for p in report.problems if p.repairable]
         report.problems = after.problems

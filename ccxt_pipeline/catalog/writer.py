@@ -38,6 +38,7 @@ from ccxt_pipeline.catalog.layout import (
     overlapping_files,
 )
 from ccxt_pipeline.catalog.merge import sort_unique
+from ccxt_pipeline.catalog.migrate import ensure_migrated
 from ccxt_pipeline.catalog.reader import CatalogReader
 from ccxt_pipeline.catalog.repair import RepairReport, repair
 from ccxt_pipeline.catalog.schema import DataKind, conform_table, kind_of, to_table
@@ -85,6 +86,7 @@ class CatalogWriter(CatalogReader):
         except OSError as exc:
             raise CatalogError(f"catalog path {self.root} is not writable: {exc.strerror or exc}") from exc
         self.last_repair: RepairReport | None = None
+        self._migrated: set[Path] = set()  # folders checked for files of an earlier schema version
         if repair_on_open:
             with exclusive_lock(self.root / LOCK_FILE):
                 self.last_repair = repair(self.root, durable=durable)
@@ -132,6 +134,8 @@ class CatalogWriter(CatalogReader):
         batch = sort_unique(kind, table)
         result = WriteResult(rows_duplicate=table.num_rows - batch.num_rows)
         folder = instrument_dir(self.root, kind, iid)
+        # An earlier release's files here are migrated first: a series never changes meaning halfway.
+        ensure_migrated(kind, folder, self._migrated, durable=self.durable)
         ts = batch.column("ts_init").to_numpy()
         first, last = int(ts[0]), int(ts[-1])
         if bucket_ns:  # see the files the buckets may touch, to name new ones clear of them

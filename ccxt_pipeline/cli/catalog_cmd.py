@@ -1,4 +1,4 @@
-"""`ccxt-cli catalog info|coverage|verify|compact` and `ccxt-cli query`: look into the catalog."""
+"""`ccxt-cli catalog info|coverage|verify|compact|migrate` and `ccxt-cli query`: look into the catalog."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from rich.table import Table
 from ccxt_pipeline.catalog import COVERAGE_GAP, FUNDING_RATE, KINDS, LIQUIDATION, OPEN_INTEREST, CatalogReader
 from ccxt_pipeline.catalog.layout import instrument_dir, list_data_files
 from ccxt_pipeline.catalog.maintenance import compact, verify
+from ccxt_pipeline.catalog.migrate import migrate
+from ccxt_pipeline.catalog.versions import CURRENT_VERSION
 from ccxt_pipeline.cli.common import (
     CatalogOption,
     ConfigOption,
@@ -215,6 +217,42 @@ def compact_cmd(
             f"{report.days_written} daily files written",
             markup=False,
         )
+
+
+@app.command("migrate")
+@guarded
+def migrate_cmd(
+    config: ConfigOption = None, catalog: CatalogOption = None, json_out: JsonOption = False
+) -> None:
+    """Bring files an earlier release wrote up to today's schema version. Bybit open interest before schema 2
+    was both sides of the market (twice what Binance and Hyperliquid report): it is halved to one side. Each
+    such file is rewritten once, atomically, under its own name; a second run changes nothing. Writers do
+    this by themselves before adding Bybit open interest to a folder. Exits 1 if a file could not be read.
+
+    Example:  ccxt-cli catalog migrate --catalog data/catalog
+    """
+    reader = _reader(config, catalog)
+    report = migrate(reader.root)
+    if json_out:
+        print_json(
+            {
+                "files_checked": report.files_checked,
+                "migrated": [str(p) for p in report.migrated],
+                "rows": report.rows,
+                "unreadable": report.unreadable,
+            }
+        )
+    else:
+        for path in report.migrated:
+            out.print(f"migrated: {path}", markup=False)
+        for line in report.unreadable:
+            err.print(f"problem: unreadable: {line}", markup=False)
+        out.print(
+            f"{len(report.migrated)} of {report.files_checked} files migrated ({report.rows:,} rows); "
+            f"the catalog is at schema version {CURRENT_VERSION}",
+            markup=False,
+        )
+    raise typer.Exit(int(Exit.PARTIAL if report.unreadable else Exit.OK))
 
 
 class QueryType(StrEnum):

@@ -1,9 +1,15 @@
-"""Open interest from ccxt structures.
+"""Open interest from ccxt structures and raw exchange payloads.
 
-Units: ccxt's `openInterestAmount` is in base units for the linear perpetuals we collect (Binance
-`sumOpenInterest`/`openInterest`, Bybit `openInterest` "unit is base coin" for USDT/USDC contracts,
-Hyperliquid `openInterest` in coins); `openInterestValue` is in the quote currency. Where the exchange gives
-no value, it is amount x mark price, when a mark price is known, else left empty.
+Open interest is stored as ONE side of the market (open longs, which equal open shorts): what Binance
+(`sumOpenInterest`/`openInterest`) and Hyperliquid (`openInterest`) report. Bybit's `openInterest` is the
+sum of both sides, so Bybit is read from its single-side fields (`singleOpenInterest`,
+`singleOpenInterestValue`) through the venue table's :class:`~ccxt_pipeline.venues.OpenInterestFields`,
+falling back to half the both-sides figures where an answer lacks them
+(https://bybit-exchange.github.io/docs/v5/market/open-interest, .../v5/market/tickers).
+
+Units: base units for the linear perpetuals we collect (Bybit: "BTCUSDT(linear) is BTC"); values in the
+quote currency. Where the exchange gives no value, it is amount x mark price, when a mark price is known,
+else left empty.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import OpenInterest, validate_record
 from ccxt_pipeline.parsers.common import info, ms_to_ns_or, number, positive
 from ccxt_pipeline.timeutil import NS_PER_MS
+from ccxt_pipeline.venues import OpenInterestFields
+
+UNIFIED = OpenInterestFields("openInterestAmount", "openInterestValue")
+"""ccxt's unified open-interest structure (`fetch_open_interest_history` rows)."""
 
 
 def parse_open_interest(
@@ -32,6 +42,9 @@ def parse_open_interest(
     History rows (`received_ns` None) get `ts_init = ts_event`. Live values get `ts_init = received_ns`,
     and `ts_event = received_ns` when the exchange sends no time (Hyperliquid).
     `mark_price` (or the payload's own `markPx`) fills in a missing value.
+
+    ccxt passes each exchange's own figure through: for Bybit that is both sides, which is why Bybit never
+    comes this way (its live values come from tickers, its history from the raw endpoint).
     """
     amount = number(item.get("openInterestAmount"))
     if amount is None:
@@ -61,12 +74,20 @@ def parse_open_interest(
 
 
 def parse_ticker_open_interest(
-    ticker: Mapping[str, Any], inst: Instrument, *, received_ns: int
+    ticker: Mapping[str, Any], inst: Instrument, *, received_ns: int, fields: OpenInterestFields
 ) -> OpenInterest:
-    """Live open interest from a ticker whose raw payload carries it (Bybit v5 tickers:
-    `openInterest` in base coin, `openInterestValue` in quote; https://bybit-exchange.github.io/docs/v5/market/tickers).
+    """Live open interest from a ticker whose raw payload carries it, read from the venue's `fields`.
+
+    Bybit v5 tickers (https://bybit-exchange.github.io/docs/v5/market/tickers): `singleOpenInterest` in
+    base coin and `singleOpenInterestValue` in quote, one side; without them half of `openInterest` /
+    `openInterestValue` (both sides). A value still missing is amount x the ticker's mark price.
     """
     raw = info(ticker)
+    amount = _one_side(raw, fields.amount, fields.fallback_amount, fields.fallback_scale)
+    value = _one_side(raw, fields.value, fields.fallback_value, fields.fallback_scale)
+    if value is None and amount is not None:
+        mark = positive(ticker.get("markPrice")) or positive(raw.get("markPrice"))
+        value = amount * mark if mark is not None else None
     return validate_record(
         OpenInterest,
         {
@@ -74,35 +95,59 @@ def parse_ticker_open_interest(
             "instrument_id": inst.instrument_id,
             "ts_event": ms_to_ns_or(ticker.get("timestamp"), received_ns),
             "ts_init": received_ns,
-            "open_interest": number(raw.get("openInterest")),
-            "open_interest_value": number(raw.get("openInterestValue")),
+            "open_interest": amount,
+            "open_interest_value": value,
         },
     )
+
+
+def _one_side(raw: Mapping[str, Any], field: str | None, fallback: str | None, scale: float) -> float | None:
+    x = number(raw.get(field)) if field else None
+    if x is None and fallback:
+        both = number(raw.get(fallback))
+        x = None if both is None else both * scale
+    return x
+
+
+def _column(
+    rows: Sequence[Mapping[str, Any]], field: str | None, fallback: str | None, scale: float
+) -> list[float | None]:
+    """One field of every row; where a row lacks it, its `fallback` field times `scale`."""
+    if not field:
+        return [None] * len(rows)
+    out = [number(r.get(field)) for r in rows]
+    if fallback and None in out:
+        out = [
+            x if x is not None else _one_side(r, None, fallback, scale)
+            for x, r in zip(out, rows, strict=True)
+        ]
+    return out
 
 
 def open_interest_history_table(
     rows: Sequence[Mapping[str, Any]],
     inst: Instrument,
     *,
-    amount_field: str = "openInterestAmount",
-    value_field: str | None = "openInterestValue",
+    fields: OpenInterestFields = UNIFIED,
     time_field: str = "timestamp",
 ) -> pa.Table:
     """History rows straight to a validated Arrow table, column by column: ccxt's unified rows (the
-    defaults) or an exchange's raw rows (Binance `sumOpenInterest`/`sumOpenInterestValue`, Bybit
-    `openInterest`), both in base units with exchange times in milliseconds (strings or numbers).
+    default) or an exchange's raw rows read through the venue table's `fields` (Binance
+    `sumOpenInterest`/`sumOpenInterestValue`; Bybit `singleOpenInterest`, else half of `openInterest`), in
+    base units with exchange times in milliseconds (strings or numbers).
 
     The bulk path: the same units and rules as :func:`parse_open_interest` (history: `ts_init = ts_event`),
     checked by `conform_table` on whole columns instead of one model per row.
     """
     n = len(rows)
     ts = pa.array([int(r[time_field]) * NS_PER_MS for r in rows], pa.int64())
-    values = [number(r.get(value_field)) for r in rows] if value_field else [None] * n
+    amounts = _column(rows, fields.amount, fields.fallback_amount, fields.fallback_scale)
+    values = _column(rows, fields.value, fields.fallback_value, fields.fallback_scale)
     table = pa.table(
         {
             "exchange": pa.array([inst.exchange] * n, pa.string()),
             "instrument_id": pa.array([inst.instrument_id] * n, pa.string()),
-            "open_interest": pa.array([number(r.get(amount_field)) for r in rows], pa.float64()),
+            "open_interest": pa.array(amounts, pa.float64()),
             "open_interest_value": pa.array(values, pa.float64()),
             "ts_event": ts,
             "ts_init": ts,

@@ -232,7 +232,8 @@ def _ticker_row(sim: ExchangeSimulator, inst: data.Instrument, now: int) -> dict
     mark = data.mark_price(NAME, inst.id, now, sim.seed)
     prev24 = data.mark_price(NAME, inst.id, now - data.DAY_MS, sim.seed)
     samples = [data.mark_price(NAME, inst.id, now - k * data.HOUR_MS, sim.seed) for k in range(25)]
-    oi = data.open_interest(NAME, inst.id, now, sim.seed)
+    oi = data.open_interest(NAME, inst.id, now, sim.seed)  # one side
+    oi_value = data.open_interest_value(NAME, inst.id, now, sim.seed)
     rate, next_time, _hours = data.current_funding(NAME, inst.id, now, sim.seed)
     volume = round(oi * 2.0, inst.amount_decimals)
     tick = float(inst.tick_size)
@@ -246,8 +247,11 @@ def _ticker_row(sim: ExchangeSimulator, inst: data.Instrument, now: int) -> dict
         "highPrice24h": data.fmt(max(samples), d),
         "lowPrice24h": data.fmt(min(samples), d),
         "prevPrice1h": data.fmt(samples[1], d),
-        "openInterest": data.fmt(oi, inst.amount_decimals),
-        "openInterestValue": data.fmt(data.open_interest_value(NAME, inst.id, now, sim.seed), 2),
+        # Both sides, exactly twice the single side (doubling a float is exact, so are the digits).
+        "openInterest": data.fmt(2 * oi, inst.amount_decimals),
+        "openInterestValue": data.fmt(2 * oi_value, 2),
+        "singleOpenInterest": data.fmt(oi, inst.amount_decimals),
+        "singleOpenInterestValue": data.fmt(oi_value, 2),
         "turnover24h": data.fmt(round(volume * mark, 4), 4),
         "volume24h": data.fmt(volume, inst.amount_decimals),
         "fundingRate": data.fmt_short(rate),
@@ -271,10 +275,16 @@ def tickers(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
     """GET /v5/market/tickers?category=linear[&symbol=]: live prices, open interest (base units) and its value
     (USD), the current funding estimate and next funding time.
 
+    Open interest as Bybit serves it: `openInterest`/`openInterestValue` are the sum of both sides,
+    `singleOpenInterest`/`singleOpenInterestValue` one side (`data.open_interest`); both-sides = 2 x single.
     shape: shared fixtures bybit.response.json fetchTicker / fetchFundingRate(s);
-    https://bybit-exchange.github.io/docs/v5/market/tickers. Sample: {"symbol":"BTCUSDT","lastPrice":"51444.40",
-    "indexPrice":"51469.95","markPrice":"51444.40","openInterest":"225766.793","openInterestValue":"11614437205.81",
-    "fundingRate":"-0.00046295","nextFundingTime":"1707926400000",...}
+    https://bybit-exchange.github.io/docs/v5/market/tickers, field list also in
+    https://bybit-exchange.github.io/docs/v5/websocket/public/ticker ("Open interest size (both sides)",
+    "Open interest value (single side)"). Sample, recorded before Bybit added the single-side fields:
+    {"symbol":"BTCUSDT","lastPrice":"51444.40","indexPrice":"51469.95","markPrice":"51444.40",
+    "openInterest":"225766.793","openInterestValue":"11614437205.81","fundingRate":"-0.00046295",
+    "nextFundingTime":"1707926400000",...}; answers now also carry "singleOpenInterest" and
+    "singleOpenInterestValue", strings in the same units.
     """
     category = _category(query)
     symbol = query.get("symbol", "")
@@ -292,9 +302,12 @@ def tickers(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
 def open_interest(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
     """GET /v5/market/open-interest?category&symbol&intervalTime&startTime&endTime&limit&cursor, newest first.
 
+    Each row: `openInterest` "the sum of both sides" (here exactly 2 x `data.open_interest`) and
+    `singleOpenInterest` "the single side" (`data.open_interest`); no value in quote currency.
     shape: shared fixtures bybit.response.json fetchOpenInterest; https://bybit-exchange.github.io/docs/v5/market/open-interest.
     Sample: {"symbol":"BTCUSDT","category":"linear","list":[{"openInterest":"62129.45500000",
-    "timestamp":"1739725200000"}],"nextPageCursor":"lastid%3D10860016%26lasttime%3D1739725200"}
+    "timestamp":"1739725200000"}],"nextPageCursor":"lastid%3D10860016%26lasttime%3D1739725200"}; the docs'
+    current sample: {"openInterest":"63910691.00000000","singleOpenInterest":"31955346","timestamp":"1780963200000"}
     """
     inst = _linear_symbol(query)
     interval = query.get("intervalTime", "")
@@ -313,10 +326,16 @@ def open_interest(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str,
     last = (hi // step) * step
     times = list(range(last, max(first, last - (limit - 1) * step) - 1, -step)) if first <= last else []
     more = bool(times) and times[-1] - step >= first
-    rows = [
-        {"openInterest": data.fmt(data.open_interest(NAME, inst.id, t, sim.seed), 8), "timestamp": str(t)}
-        for t in times
-    ]
+    rows = []
+    for t in times:
+        single = data.open_interest(NAME, inst.id, t, sim.seed)
+        rows.append(
+            {
+                "openInterest": data.fmt(2 * single, 8),
+                "singleOpenInterest": data.fmt(single, 8),
+                "timestamp": str(t),
+            }
+        )
     return {
         "symbol": inst.id,
         "category": "linear",
