@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,8 @@ from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MS, now_ns, parse_when
 from tests.catalog_checks import assert_catalog_invariants
 from tests.test_fetch import FIVE_MIN, IDS, _history_catalog, catalog, expected_oi_points, iso
 
+Cli = Callable[..., Any]
+"""The `cli` fixture: runs `ccxt-cli ARGS --config <simulator config>`, returns click's Result."""
 ROOT = Path(__file__).resolve().parent.parent
 OI_LIMIT = {"binance": 500, "bybit": 200}  # rows per open-interest history page (venues.py)
 OI_ENDPOINT = {"binance": "openInterestHist", "bybit": "open-interest"}
@@ -53,7 +57,7 @@ def history_requests(sim: ExchangeSimulator, endpoints: dict[str, str]) -> dict[
     return {ex: sim.count(ex, ep) for ex, ep in endpoints.items()}
 
 
-def test_clean_run_makes_the_fewest_requests(cli, config_file: Path, sim: ExchangeSimulator) -> None:
+def test_clean_run_makes_the_fewest_requests(cli: Cli, config_file: Path, sim: ExchangeSimulator) -> None:
     start, to = oi_range()
     result = cli(
         "fetch-oi", "BTCUSDT-PERP", "-e", "binance", "-e", "bybit", "--from", iso(start), "--to", iso(to)
@@ -65,7 +69,7 @@ def test_clean_run_makes_the_fewest_requests(cli, config_file: Path, sim: Exchan
 
 
 def test_open_interest_rerun_fills_the_hole_between_two_fetches(
-    cli, config_file: Path, sim: ExchangeSimulator
+    cli: Cli, config_file: Path, sim: ExchangeSimulator
 ) -> None:
     start, to = oi_range()
     first_to = start + 10 * NS_PER_DAY  # like --from 30d --to 20d
@@ -120,7 +124,7 @@ def served_settlements(
 
 
 def test_funding_rerun_fills_the_hole_between_two_fetches(
-    cli, config_file: Path, sim: ExchangeSimulator
+    cli: Cli, config_file: Path, sim: ExchangeSimulator
 ) -> None:
     """The hole holds Binance SOLUSDT's 8h -> 4h switch (2025-03-01): intervals change inside it."""
     end = "2025-09-01"
@@ -136,17 +140,20 @@ def test_funding_rerun_fills_the_hole_between_two_fetches(
     for ex, ids in FUNDING_IDS.items():
         for sym, iid in ids.items():
             expected = served_settlements(ex, sym, start_ms, end_ms)
-            stored = [
-                (r.ts_event // NS_PER_MS, r.rate, r.interval_minutes)
-                for r in reader.query_records(FUNDING_RATE, [iid])
-            ]
+            table = reader.query(FUNDING_RATE, [iid])
+            stored = list(
+                zip(
+                    [t // NS_PER_MS for t in table.column("ts_event").to_pylist()],
+                    table.column("rate").to_pylist(),
+                    table.column("interval_minutes").to_pylist(),
+                    strict=True,
+                )
+            )
             assert stored == expected, (ex, sym, len(stored), len(expected))
             total += len(expected)
     assert total > 10_000
-    assert {r.interval_minutes for r in reader.query_records(FUNDING_RATE, ["SOLUSDT-PERP.BINANCE"])} == {
-        480,
-        240,
-    }
+    sol = reader.query(FUNDING_RATE, ["SOLUSDT-PERP.BINANCE"]).column("interval_minutes").to_pylist()
+    assert set(sol) == {480, 240}
     assert reader.query(COVERAGE_GAP).num_rows == 0
     assert_catalog_invariants(reader.root)
 
@@ -158,7 +165,7 @@ def test_funding_rerun_fills_the_hole_between_two_fetches(
 
 
 def test_a_page_that_fails_for_good_leaves_only_its_hole(
-    cli, config_file: Path, sim: ExchangeSimulator
+    cli: Cli, config_file: Path, sim: ExchangeSimulator
 ) -> None:
     start, to = oi_range()
     first = -(-start // FIVE_MIN) * FIVE_MIN
@@ -190,7 +197,7 @@ def test_a_page_that_fails_for_good_leaves_only_its_hole(
 
 @pytest.mark.slow
 def test_a_killed_fetch_keeps_what_arrived_and_the_rerun_fetches_the_rest(
-    cli, config_file: Path, sim: ExchangeSimulator, tmp_path: Path
+    cli: Cli, config_file: Path, sim: ExchangeSimulator, tmp_path: Path
 ) -> None:
     start, to = oi_range()
     args = ["fetch-oi", "BTCUSDT-PERP", "-e", "bybit", "--from", iso(start), "--to", iso(to)]

@@ -8,7 +8,7 @@ for again. What is left is cut into windows that each fit in one page.
 - Open interest lives on the period's grid: a hole is a run of grid points with no stored row.
 - Funding settles at intervals that differ by symbol and change over time (Binance SOLUSDT went from 8h to
   4h), so a hole is judged by the interval stored with each settlement (the spacing from the settlement the
-  exchange served before it): a spacing well over that interval means settlements are missing there.
+  exchange served before it): a stored settlement whose predecessor is not stored has a hole before it.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ def grid_holes(start: int, end: int, step: int, stored: Iterable[int] | np.ndarr
     return [Range(int(bounds[i]) + step, int(bounds[i + 1]) - step) for i in after]
 
 
-HOLE_FACTOR = 1.5
-"""A spacing longer than 1.5 funding intervals has room for a settlement that is not stored; a spacing of
-about one interval (Hyperliquid settles a few milliseconds after the hour) does not."""
+SETTLEMENT_SLACK = 5 * 60 * 1_000_000_000
+"""How far a settlement may sit from where its stored interval puts it: intervals are stored in whole minutes
+and Hyperliquid stamps settlements a few milliseconds after the hour. Funding intervals are 1h or more."""
 
 
 def settlement_holes(
@@ -69,10 +69,11 @@ def settlement_holes(
     """Spans of [start, end] where a funding settlement is expected but none is stored.
 
     `stored`: (settlement time, its interval in ns or None if unknown), sorted, the ones inside the range.
-    A settlement's interval says when the one before it was; `shortest` (the shortest funding interval)
-    stands in where it is unknown. Expected:
+    A settlement's interval is the spacing from the settlement the exchange served before it, so it says
+    where that one is, whatever the intervals did meanwhile (8h -> 4h, or 1h back to 8h); `shortest` (the
+    shortest funding interval) stands in where it is unknown. Expected:
     - before the first stored one, if its predecessor falls inside the range;
-    - between two stored ones more than `HOLE_FACTOR` of the later one's interval apart;
+    - between two stored ones, if the later one's predecessor is not the earlier one (it lies between);
     - after the last stored one, if the next one (at its interval) is due by `end`.
     With nothing stored, the whole range.
     """
@@ -86,7 +87,7 @@ def settlement_holes(
     if first - start >= (first_interval or shortest):
         out.append(Range(start, first - 1))
     for (a, _), (b, interval) in itertools.pairwise(rows):
-        if b - a > HOLE_FACTOR * (interval or shortest):
+        if b - a > (interval or shortest) + SETTLEMENT_SLACK:
             out.append(Range(a + 1, b - 1))
     last, last_interval = rows[-1]
     if end - last >= (last_interval or shortest):
