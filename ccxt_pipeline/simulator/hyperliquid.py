@@ -29,7 +29,7 @@ PATH_PREFIXES: tuple[str, ...] = ("/info", "/exchange", "/hyperliquid/")
 WS_PREFIX = "/hyperliquid"
 """Hyperliquid's websocket path is `/ws`, like Binance's: the override moves it under this prefix."""
 FUNDING_HISTORY_MAX_ROWS = 500
-_MARGIN_TABLE = {"BTC": 56, "ETH": 55, "SOL": 54}
+_MARGIN_TABLE = {"BTC": 56, "ETH": 55, "SOL": 54, "kPEPE": 10}
 _DESERIALIZE_ERROR = "Failed to deserialize the JSON body into the target type"
 
 
