@@ -255,3 +255,16 @@ def test_a_killed_fetch_keeps_what_arrived_and_the_rerun_fetches_the_rest(
     assert clean.returncode == 0, clean.stderr
     assert _history_catalog(config_file) == _history_catalog(clean_cfg)
     assert_oi_exact(reader, "bybit", start, to)
+
+
+def test_a_recorded_gap_is_not_asked_for_again(cli: Cli, config_file: Path, sim: ExchangeSimulator) -> None:
+    """Binance serves 30 days: the older part of `--from 40d` is recorded once, then never asked for."""
+    args = ("fetch-oi", "BTCUSDT-PERP", "-e", "binance", "--from", "40d")
+    assert cli(*args).exit_code == 0
+    reader = catalog(config_file)
+    assert len(reader.query_records(COVERAGE_GAP)) == 1
+    sim.reset_counters()
+    again = cli(*args)
+    assert again.exit_code == 0, again.output + again.stderr
+    assert sim.count("binance", "openInterestHist") <= 1  # at most the newest point, not published before
+    assert len(reader.query_records(COVERAGE_GAP)) == 1  # the same gap, not a second one
