@@ -90,8 +90,9 @@ _URL_HOST = re.compile(r"^(?P<scheme>https?|wss?)://[^/]*")
 class FailureRule:
     """Make matching requests fail in one way.
 
-    A request matches when `exchange` is None or equal, and `match` is None or a substring of the path or of the
-    counter endpoint (for Hyperliquid `info:<type>`, so `match="fundingHistory"` works). Among matching
+    A request matches when `exchange` is None or equal, and `match` is None or a substring of the path (with its
+    query string, so `match="startTime=1735689600000"` picks one page) or of the counter endpoint (for
+    Hyperliquid `info:<type>`, so `match="fundingHistory"` works). Among matching
     requests, every `every`-th one fails, and only the first `times` of those (None: forever).
 
     Kinds: `http_500/502/503` (HTML body), `http_429` (the exchange's rate-limit body, `Retry-After: 1`),
