@@ -7,7 +7,10 @@ lock; a crash at any point leaves overlapping files at worst, which `repair` mer
 
 from __future__ import annotations
 
+import bisect
+import json
 import os
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ccxt_pipeline.catalog.files import exclusive_lock, read_data_file, remove_files, write_parquet_atomic
 from ccxt_pipeline.catalog.layout import (
+    DATA_DIR,
     LOCK_FILE,
     PARQUET,
     TMP_SUFFIX,
@@ -31,14 +35,16 @@ from ccxt_pipeline.catalog.merge import sort_unique
 from ccxt_pipeline.catalog.migrate import migrate_catalog, migration_problems
 from ccxt_pipeline.catalog.repair import merge_files, overlapping_groups
 from ccxt_pipeline.catalog.schema import KINDS, DataKind
-from ccxt_pipeline.timeutil import NS_PER_DAY, now_ns
+from ccxt_pipeline.errors import CatalogError
+from ccxt_pipeline.timeutil import NS_PER_DAY, now_ns, ns_to_iso
 
 
 @dataclass(frozen=True)
 class Problem:
     kind: str
     """`temp-file`, `bad-name`, `overlap`, `unsorted`, `duplicates`, `name-understates`, `schema`, `unreadable`,
-    `needs-migration` (written by an earlier release in another meaning: `ccxt-cli catalog migrate`)."""
+    `needs-migration` (written by an earlier release in another meaning: `ccxt-cli catalog migrate`),
+    `rows-lost` (fewer rows than the compaction manifest records)."""
     path: Path
     detail: str
     repairable: bool = True
@@ -57,7 +63,8 @@ def verify(root: Path, *, repair: bool = False) -> VerifyReport:
     fixed without losing a row (and verify again). Row counts before and after are in the report."""
     report = VerifyReport()
     for kind, folder in _folders(root):
-        report.problems.extend(_check_folder(kind, folder, report))
+        found = _check_folder(kind, folder, report)
+        report.problems.extend(found + _check_rows(root, folder, found))
     report.problems.extend(Problem("needs-migration", p, d) for p, d in migration_problems(root))
     if repair and report.problems:
         with exclusive_lock(root / LOCK_FILE):
@@ -179,63 +186,231 @@ class CompactReport:
     files_before: int = 0
     files_after: int = 0
     rows_before: int = 0
+    """Rows in the files compaction replaced."""
     rows_after: int = 0
+    """Rows in the files that replaced them: fewer only by exact duplicates (same natural key)."""
     days_written: int = 0
 
 
-def compact(root: Path, *, today_start: int | None = None) -> CompactReport:
+def compact(root: Path, *, today_start: int | None = None, durable: bool = True) -> CompactReport:
     """Merge each folder's files into one file per UTC day, named [day start, next day start - 1 ns], for
-    every day that has ended. Idempotent (a day already in one such file is left alone) and crash-safe
-    (new daily files are written before the old files are removed; a crash leaves overlaps, which the
-    next repair or compaction merges without loss)."""
-    today = today_start if today_start is not None else now_ns() - now_ns() % NS_PER_DAY
+    every day that has ended; the part of a file that reaches into today is kept in a file of its own.
+
+    Lossless and crash-safe: the new files are written (temp file, fsync, rename) and their row counts read
+    back from disk before any source file is removed, and a source is only removed when every one of its
+    rows is in those new files. A crash in between leaves the new files overlapping their sources, holding
+    the same rows, which the next writer open, `verify --repair` or `compact` merges by natural key.
+    Idempotent: a day already in one daily file, touched by no other file, is left alone.
+
+    Each folder is compacted under the catalog lock, so a writer waits for one folder at most. The row
+    counts of every folder changed are recorded in the catalog's compaction manifest, which `verify`
+    checks. Raises CatalogError (after recording) if a folder's row count on disk came out short.
+    `durable=False` skips fsync (tests of the logic only).
+    """
+    if today_start is None:
+        now = now_ns()
+        today_start = now - now % NS_PER_DAY
     report = CompactReport()
-    with exclusive_lock(root / LOCK_FILE):
-        for kind, folder in _folders(root):
-            for group in overlapping_groups(list_data_files(folder)):  # leftovers of an earlier crash
-                merge_files(kind, group)
-            files = list_data_files(folder)
-            report.folders += 1
-            report.files_before += len(files)
-            done = [f for f in files if f.end < today]
-            todo = [f for f in done if not _is_day_file(f)]
-            days_touched = {d for f in todo for d in range(f.start // NS_PER_DAY, f.end // NS_PER_DAY + 1)}
-            # A day file already present for a touched day joins the merge; a file reaching into today
-            # keeps its days out of this run (the daily name would overlap it).
-            blocked = {
-                d
-                for f in files
-                if f.end >= today
-                for d in range(f.start // NS_PER_DAY, f.end // NS_PER_DAY + 1)
-            }
-            days = sorted(days_touched - blocked)
-            sources = [
-                f
-                for f in done
-                if any(d in days for d in range(f.start // NS_PER_DAY, f.end // NS_PER_DAY + 1))
-            ]
-            if not days or not sources:
-                report.files_after += len(files)
-                continue
-            report.rows_before += sum(pq.ParquetFile(f.path).metadata.num_rows for f in sources)
-            for day in days:  # one day in memory at a time
-                start, end = day * NS_PER_DAY, (day + 1) * NS_PER_DAY - 1
-                parts = [read_data_file(kind, f.path) for f in sources if f.start <= end and f.end >= start]
-                table = sort_unique(kind, pa.concat_tables(parts))
-                ts = table.column("ts_init")
-                rows = table.filter(pc.and_(pc.greater_equal(ts, start), pc.less_equal(ts, end)))
-                if rows.num_rows:
-                    write_parquet_atomic(rows, folder / file_name(start, end))
-                    report.days_written += 1
-                    report.rows_after += rows.num_rows
-            written = {folder / file_name(d * NS_PER_DAY, (d + 1) * NS_PER_DAY - 1) for d in days}
-            remove_files([f.path for f in sources if f.path not in written])
-            report.files_after += len(list_data_files(folder))
+    entries: dict[str, dict[str, int]] = {}
+    for kind, folder in _folders(root):
+        with exclusive_lock(root / LOCK_FILE):
+            entry = _compact_folder(kind, folder, today_start, report, durable)
+        if entry is not None:
+            entries[folder.relative_to(root / DATA_DIR).as_posix()] = entry
+    if entries:
+        with exclusive_lock(root / LOCK_FILE):
+            manifest = read_manifest(root)
+            manifest.update(entries)
+            _write_manifest(root, manifest, durable)
+    short = [
+        f"{name}: {e['rows_after']:,} of {_expected(e):,} rows" for name, e in entries.items() if _lost(e)
+    ]
+    if short:
+        raise CatalogError(f"compaction left fewer rows than it found: {'; '.join(short)}")
     return report
+
+
+def _compact_folder(
+    kind: DataKind, folder: Path, today: int, report: CompactReport, durable: bool
+) -> dict[str, int] | None:
+    """Compact one folder (caller holds the lock); the manifest entry if anything changed."""
+    for group in overlapping_groups(list_data_files(folder)):  # leftovers of an earlier crash
+        merge_files(kind, group, durable=durable)
+    files = list_data_files(folder)
+    report.folders += 1
+    report.files_before += len(files)
+    today_day = today // NS_PER_DAY
+    # Every ended day that a file other than its own daily file touches gets rewritten.
+    days = sorted(
+        {
+            d
+            for f in files
+            if not _is_day_file(f)
+            for d in range(_day(f.start), min(_day(f.end), today_day - 1) + 1)
+        }
+    )
+    # Sources: every file whose range meets one of those days (the daily files of those days included, and
+    # at most one file reaching into today). Files are disjoint, so the sources of one day are consecutive.
+    sources = [f for f in files if _meets(f, days)]
+    if not sources:
+        report.files_after += len(files)
+        return None
+    rows_in_folder = sum(_num_rows(f.path) for f in files)
+    cache: dict[Path, pa.Table] = {}  # sources that reach past the day being written
+    read = placed = 0  # rows read from the sources; rows that fell in a day or in today's part
+    written: dict[Path, int] = {}
+    first = 0
+    for day in days:  # one day (plus the sources that span it) in memory at a time
+        start, end = day * NS_PER_DAY, (day + 1) * NS_PER_DAY - 1
+        while first < len(sources) and sources[first].end < start:
+            first += 1
+        parts = []
+        i = first
+        while i < len(sources) and sources[i].start <= end:
+            f = sources[i]
+            i += 1
+            if f.path not in cache:
+                # An unreadable file is moved to quarantine by the read, with its rows: not ours to place.
+                stored = read_data_file(kind, f.path)
+                cache[f.path] = kind.schema.empty_table() if stored is None else stored
+                read += cache[f.path].num_rows
+            parts.append(_between(cache[f.path], start, end))
+            if f.end <= end:
+                del cache[f.path]
+        table = pa.concat_tables(parts) if parts else kind.schema.empty_table()
+        placed += table.num_rows
+        rows = _unique(kind, table, folder)
+        if rows.num_rows:
+            written[folder / file_name(start, end)] = rows.num_rows
+            write_parquet_atomic(rows, folder / file_name(start, end), durable=durable)
+            report.days_written += 1
+    # What is left in memory is the file reaching into today (if any): its rows from today on stay in a
+    # file of their own, named from its first such row to the old end (clear of every other file).
+    for f in [s for s in sources if s.path in cache]:
+        part = _between(cache.pop(f.path), today, f.end)
+        placed += part.num_rows
+        rest = _unique(kind, part, folder)
+        if rest.num_rows:
+            path = folder / file_name(int(rest.column("ts_init")[0].as_py()), f.end)
+            written[path] = rest.num_rows
+            write_parquet_atomic(rest, path, durable=durable)
+    # Never remove a source before every one of its rows is in a committed file: every row read fell in a
+    # day or in today's part, and the new files on disk hold what was written to them.
+    on_disk = sum(_num_rows(path) for path in written)
+    if placed != read or on_disk != sum(written.values()):
+        raise _stopped(folder, f"{read:,} rows read, {placed:,} placed, {on_disk:,} in the new files")
+    remove_files([f.path for f in sources if f.path not in written], durable=durable)
+    after = list_data_files(folder)
+    report.files_after += len(after)
+    report.rows_before += read
+    report.rows_after += on_disk
+    return {
+        "at_ns": now_ns(),
+        "rows_before": rows_in_folder,
+        "duplicates_dropped": read - on_disk,
+        "rows_after": sum(_num_rows(f.path) for f in after),
+    }
+
+
+def _unique(kind: DataKind, table: pa.Table, folder: Path) -> pa.Table:
+    """`table` sorted with one row per natural key (the first), checked against a count of its distinct
+    keys made another way (Arrow's group-by), so that a row dropped by mistake stops the compaction."""
+    rows = sort_unique(kind, table)
+    if table.num_rows:
+        keys = list(kind.key)
+        distinct = table.select(keys).group_by(keys).aggregate([]).num_rows
+        if rows.num_rows != distinct or rows.select(keys).group_by(keys).aggregate([]).num_rows != distinct:
+            raise _stopped(folder, f"{distinct:,} distinct rows, {rows.num_rows:,} kept")
+    return rows
+
+
+def _stopped(folder: Path, detail: str) -> CatalogError:
+    return CatalogError(
+        f"compaction of {folder} stopped ({detail}); no source file was removed, and the next repair "
+        "merges the files it wrote with them"
+    )
+
+
+def _day(ns: int) -> int:
+    return ns // NS_PER_DAY
 
 
 def _is_day_file(f: DataFile) -> bool:
     return f.start % NS_PER_DAY == 0 and f.end == f.start + NS_PER_DAY - 1
 
 
-__all__ = ["CompactReport", "Problem", "VerifyReport", "compact", "verify"]
+def _meets(f: DataFile, days: list[int]) -> bool:
+    """True if `f`'s range meets one of the sorted `days`."""
+    i = bisect.bisect_left(days, _day(f.start))
+    return i < len(days) and days[i] <= _day(f.end)
+
+
+def _between(table: pa.Table, start: int, end: int) -> pa.Table:
+    ts = table.column("ts_init")
+    return table.filter(pc.and_(pc.greater_equal(ts, start), pc.less_equal(ts, end)))
+
+
+def _num_rows(path: Path) -> int:
+    """Rows in a data file, from its footer; 0 for a file that cannot be read (verify reports it)."""
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, pa.ArrowException):
+        return 0
+
+
+# --- the compaction manifest ------------------------------------------------------------------------------
+# `<catalog>/.ccxt_pipeline.compaction.json`: for each folder (`<type dir>/<instrument id>`) the last
+# compaction that changed it: when, the folder's rows before and after, and exact duplicates dropped. Writers
+# only add rows, so `verify` reports a folder holding fewer rows than its last compaction left, and a
+# compaction that left fewer rows than it found.
+
+MANIFEST = ".ccxt_pipeline.compaction.json"
+
+
+def read_manifest(root: Path) -> dict[str, dict[str, int]]:
+    """The compaction manifest (empty if there is none, or if it cannot be read)."""
+    try:
+        data = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    folders = data.get("folders") if isinstance(data, dict) else None
+    return folders if isinstance(folders, dict) else {}
+
+
+def _write_manifest(root: Path, folders: dict[str, dict[str, int]], durable: bool) -> None:
+    path = root / MANIFEST
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
+    with open(tmp, "w") as fh:
+        json.dump({"version": 1, "folders": folders}, fh, indent=1, sort_keys=True)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _expected(entry: dict[str, int]) -> int:
+    return int(entry.get("rows_before", 0)) - int(entry.get("duplicates_dropped", 0))
+
+
+def _lost(entry: dict[str, int]) -> bool:
+    return int(entry.get("rows_after", 0)) < _expected(entry)
+
+
+def _check_rows(root: Path, folder: Path, problems: list[Problem]) -> list[Problem]:
+    """Row counts against the manifest: a compaction that lost rows, or rows gone since the last one. Only
+    for a folder whose files are readable and disjoint (otherwise its rows cannot be counted from footers)."""
+    entry = read_manifest(root).get(folder.relative_to(root / DATA_DIR).as_posix())
+    if entry is None or any(p.kind in ("overlap", "unreadable", "bad-name") for p in problems):
+        return []
+    when = ns_to_iso(int(entry.get("at_ns", 0)))
+    if _lost(entry):
+        detail = f"the compaction at {when} left {entry['rows_after']:,} of {_expected(entry):,} rows"
+        return [Problem("rows-lost", folder, detail, repairable=False)]
+    rows = sum(_num_rows(f.path) for f in list_data_files(folder))
+    if rows < int(entry.get("rows_after", 0)):
+        detail = f"holds {rows:,} rows; the compaction at {when} left {entry['rows_after']:,}"
+        return [Problem("rows-lost", folder, detail, repairable=False)]
+    return []
+
+
+__all__ = ["MANIFEST", "CompactReport", "Problem", "VerifyReport", "compact", "read_manifest", "verify"]
