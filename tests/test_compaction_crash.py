@@ -23,10 +23,11 @@ from ccxt_pipeline.catalog import LIQUIDATION, OPEN_INTEREST, CatalogWriter, Dat
 from ccxt_pipeline.catalog.layout import kind_dir, list_data_files
 from ccxt_pipeline.catalog.maintenance import compact, verify
 from ccxt_pipeline.catalog.merge import sort_unique
-from ccxt_pipeline.models import Liquidation, OpenInterest
+from ccxt_pipeline.models import OpenInterest
 from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MINUTE
 from tests.catalog_checks import assert_catalog_invariants
 from tests.crash_writer import T0
+from tests.strategies import liq
 from tests.test_crash import expected_keys
 
 TRIALS = int(os.environ.get("COMPACTION_CRASH_TRIALS", "20"))
@@ -56,12 +57,12 @@ def template(root: Path, files: int = TEMPLATE_FILES) -> None:
                     ts_init=t,
                     open_interest=float(i),
                 ),
-                Liquidation(
+                liq(
+                    0,
                     exchange="bybit",
                     instrument_id="BTCUSDT-LINEAR.BYBIT",
                     ts_event=t,
                     ts_init=t + 1,
-                    side="LONG",
                     quantity=1.0,
                     price=1.0 + i,
                 ),
