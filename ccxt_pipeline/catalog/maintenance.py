@@ -62,9 +62,10 @@ def verify(root: Path, *, repair: bool = False) -> VerifyReport:
     """Check every invariant of docs/catalog.md in every folder we own; with `repair`, fix what can be
     fixed without losing a row (and verify again). Row counts before and after are in the report."""
     report = VerifyReport()
+    manifest = read_manifest(root)
     for kind, folder in _folders(root):
         found = _check_folder(kind, folder, report)
-        report.problems.extend(found + _check_rows(root, folder, found))
+        report.problems.extend(found + _check_rows(root, folder, found, manifest))
     report.problems.extend(Problem("needs-migration", p, d) for p, d in migration_problems(root))
     if repair and report.problems:
         with exclusive_lock(root / LOCK_FILE):
@@ -396,10 +397,12 @@ def _lost(entry: dict[str, int]) -> bool:
     return int(entry.get("rows_after", 0)) < _expected(entry)
 
 
-def _check_rows(root: Path, folder: Path, problems: list[Problem]) -> list[Problem]:
+def _check_rows(
+    root: Path, folder: Path, problems: list[Problem], manifest: dict[str, dict[str, int]]
+) -> list[Problem]:
     """Row counts against the manifest: a compaction that lost rows, or rows gone since the last one. Only
     for a folder whose files are readable and disjoint (otherwise its rows cannot be counted from footers)."""
-    entry = read_manifest(root).get(folder.relative_to(root / DATA_DIR).as_posix())
+    entry = manifest.get(folder.relative_to(root / DATA_DIR).as_posix())
     if entry is None or any(p.kind in ("overlap", "unreadable", "bad-name") for p in problems):
         return []
     when = ns_to_iso(int(entry.get("at_ns", 0)))
