@@ -19,7 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ccxt_pipeline.catalog.files import exclusive_lock, read_data_file, remove_files, write_parquet_atomic
+from ccxt_pipeline.catalog.files import (
+    BadDataFile,
+    exclusive_lock,
+    read_data_file,
+    remove_files,
+    write_parquet_atomic,
+)
 from ccxt_pipeline.catalog.layout import (
     DATA_DIR,
     LOCK_FILE,
@@ -33,6 +39,7 @@ from ccxt_pipeline.catalog.layout import (
 )
 from ccxt_pipeline.catalog.merge import sort_unique
 from ccxt_pipeline.catalog.migrate import migrate_catalog, migration_problems
+from ccxt_pipeline.catalog.quarantine import QuarantinedFile, list_quarantined
 from ccxt_pipeline.catalog.repair import merge_files, overlapping_groups
 from ccxt_pipeline.catalog.schema import KINDS, DataKind
 from ccxt_pipeline.errors import CatalogError
@@ -56,6 +63,8 @@ class VerifyReport:
     files: int = 0
     rows: int = 0
     repaired: list[Problem] = field(default_factory=list)
+    quarantined: list[QuarantinedFile] = field(default_factory=list)
+    """Files moved out of `data/` because they could not be read (now or before): `<catalog>/quarantine/`."""
 
 
 def verify(root: Path, *, repair: bool = False) -> VerifyReport:
@@ -76,6 +85,7 @@ def verify(root: Path, *, repair: bool = False) -> VerifyReport:
         report.repaired = [p for p in report.problems if p.repairable]
         report.problems = after.problems
         report.files, report.rows = after.files, after.rows
+    report.quarantined = list_quarantined(root)
     return report
 
 
@@ -105,15 +115,17 @@ def _check_folder(kind: DataKind, folder: Path, report: VerifyReport) -> list[Pr
     for f in files:
         report.files += 1
         try:
-            table = pq.read_table(f.path)
-        except (OSError, pa.ArrowInvalid) as exc:
-            problems.append(Problem("unreadable", f.path, str(exc), repairable=False))
+            table = read_data_file(kind, f.path, raw=True, quarantine=False)
+        except BadDataFile as exc:  # --repair (or any writer meeting it) moves it to quarantine/
+            problems.append(Problem("unreadable", f.path, f"{exc}; --repair moves it to quarantine/"))
             continue
+        assert table is not None
         report.rows += table.num_rows
         if table.schema.remove_metadata() != kind.schema.remove_metadata():
-            problems.append(
-                Problem("schema", f.path, _schema_diff(kind, table.schema), _castable(kind, table))
-            )
+            detail = _schema_diff(kind, table.schema)
+            if not _castable(kind, table):
+                detail += "; cannot be cast: --repair moves it to quarantine/"
+            problems.append(Problem("schema", f.path, detail))
             continue
         ts = table.column("ts_init")
         if table.num_rows and (pc.min(ts).as_py() < f.start or pc.max(ts).as_py() > f.end):
@@ -152,9 +164,10 @@ def _repair_folder(kind: DataKind, folder: Path) -> None:
         path = folder / name
         if not name.endswith(PARQUET):
             continue
-        try:
-            table = read_data_file(kind, path)  # cast to the type's schema: fixes a castable dtype
-        except Exception:  # unreadable or uncastable: reported by verify, left for a person
+        raw = read_data_file(kind, path, raw=True)
+        # Cast to the type's schema: fixes a castable dtype. Unreadable or uncastable: quarantined.
+        table = read_data_file(kind, path) if raw is not None else None
+        if raw is None or table is None:
             continue
         if table.num_rows == 0:
             path.unlink()
@@ -163,12 +176,13 @@ def _repair_folder(kind: DataKind, folder: Path) -> None:
         lo, hi = int(pc.min(fixed.column("ts_init")).as_py()), int(pc.max(fixed.column("ts_init")).as_py())
         parsed = parse_file_name(name)
         rename = parsed is None or lo < parsed[0] or hi > parsed[1]
-        mistyped = pq.read_schema(path).remove_metadata() != kind.schema.remove_metadata()
+        mistyped = raw.schema.remove_metadata() != kind.schema.remove_metadata()
         if not (rename or mistyped or fixed.num_rows != table.num_rows or _unsorted(table)):
             continue
         target = folder / file_name(lo, hi) if rename else path
         if target != path and target.exists():  # a file with that very range: merge into it
-            fixed = sort_unique(kind, pa.concat_tables([read_data_file(kind, target), fixed]))
+            there = read_data_file(kind, target)
+            fixed = sort_unique(kind, pa.concat_tables([there, fixed])) if there is not None else fixed
         write_parquet_atomic(fixed, target)
         if target != path:
             remove_files([path])

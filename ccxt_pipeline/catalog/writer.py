@@ -162,6 +162,11 @@ class CatalogWriter(CatalogReader):
     def _merge_into(self, kind: DataKind, existing: DataFile, rows: pa.Table) -> int:
         """Merge `rows` (all inside `existing`'s range) into it, replacing it atomically; return new rows."""
         stored = read_data_file(kind, existing.path)
+        if stored is None:  # unreadable: quarantined; the rows go to a file of their own in its range
+            ts = rows.column("ts_init")
+            name = file_name(int(ts[0].as_py()), int(ts[-1].as_py()))
+            write_parquet_atomic(rows, existing.path.with_name(name), durable=self.durable)
+            return int(rows.num_rows)
         merged = sort_unique(kind, pa.concat_tables([stored, rows]))
         new: int = merged.num_rows - stored.num_rows
         if new:

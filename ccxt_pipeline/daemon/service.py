@@ -292,6 +292,8 @@ class Daemon:
             "exchanges": self.exchange_state,
             "streams": streams,
             "liquidations_written": self.stream.batcher.rows_written if self.stream else 0,
+            # `disk full: 25 events waiting` while the catalog cannot be written; None while it can.
+            "liquidation_storage": self.stream.batcher.status() if self.stream else None,
             "clients_recycled": self.pool.recycled,
             "tasks": tasks,
             "open_fds": len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None,

@@ -95,7 +95,9 @@ class FailureRule:
     Hyperliquid `info:<type>`, so `match="fundingHistory"` works). Among matching
     requests, every `every`-th one fails, and only the first `times` of those (None: forever).
 
-    Kinds: `http_500/502/503` (HTML body), `http_429` (the exchange's rate-limit body, `Retry-After: 1`),
+    Kinds: `http_500/502/503` (HTML body), `http_429` (the exchange's rate-limit body, `Retry-After: 1` or
+    `retry_after_s`), `http_418` (an IP ban, `Retry-After`), `server_error` (the exchange's own "internal
+    error, try again" answer, `SERVER_ERRORS`),
     `timeout` (sleep `timeout_s`, then answer normally: the client's timeout fires first), `malformed` (status
     200, a non-JSON HTML body), `truncated` (the real JSON body cut at half its length), `short_page` (valid
     JSON, but only the first half of the rows of the page's list).

@@ -15,7 +15,6 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ccxt_pipeline.catalog.definitions import ensure_definition
 from ccxt_pipeline.errors import ExchangeError
 from ccxt_pipeline.exchanges.client import ExchangeClient
 from ccxt_pipeline.exchanges.retry import RetryPolicy
@@ -89,9 +88,8 @@ async def _stream(
             return
         instruments = listed
         health.subscribed = len(listed)
-        if tap.definitions_root is not None:
-            for inst in listed:
-                ensure_definition(tap.definitions_root, inst, client.market(inst.ccxt_symbol), tap.clock())
+        for inst in listed:
+            tap.define(inst, client.market(inst.ccxt_symbol))
     attempt = 0
     while not stop.is_set():
         try:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ccxt_pipeline.catalog.definitions import ensure_definition
-from ccxt_pipeline.errors import SymbolError
+from ccxt_pipeline.errors import CatalogError, SymbolError
 from ccxt_pipeline.instruments import Instrument, instrument_for
 from ccxt_pipeline.models import CoverageGap, Record
 from ccxt_pipeline.parsers.liquidations import parse_liquidation_message
@@ -70,12 +70,24 @@ class Tap:
         if not market or not market.get("linear") or not market.get("symbol"):
             return None  # spot, inverse or unknown: not a market we keep
         try:
-            inst = instrument_for(self.venue.name, market["symbol"])
+            inst = instrument_for(self.venue.name, market["symbol"], market)
         except SymbolError:
             return None
-        if self.definitions_root is not None:  # a whole-market stream meets instruments as they come
-            ensure_definition(self.definitions_root, inst, market, self.clock())
+        self.define(inst, market)  # a whole-market stream meets instruments as they come
         return inst, float(market.get("contractSize") or 1.0)
+
+    def define(self, inst: Instrument, market: Any) -> None:
+        """Write the instrument's definition to the catalog, if storing and not there yet. A failure (disk
+        full, read-only) is counted in this exchange's errors with its text; the stream goes on."""
+        if self.definitions_root is None:
+            return
+        try:
+            ensure_definition(self.definitions_root, inst, market, self.clock())
+        except (OSError, CatalogError) as exc:
+            self.health.record_error(f"instrument definition not written ({inst.instrument_id}): {exc}")
+            log.warning(
+                "%s: instrument definition not written (%s): %s", self.venue.name, inst.instrument_id, exc
+            )
 
     # --- hooks called from the ccxt subclass -------------------------------------------------------------
 
