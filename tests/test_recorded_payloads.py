@@ -37,7 +37,6 @@ BTC_BINANCE = instrument_for("binance", "BTC/USDT:USDT")
 BTC_BYBIT = instrument_for("bybit", "BTC/USDT:USDT")
 BTC_HL = instrument_for("hyperliquid", "BTC/USDC:USDC")
 ETH_HL = instrument_for("hyperliquid", "ETH/USDC:USDC")
-PENDING = pytest.mark.xfail(strict=False, reason="pending Bybit single-side / Binance z change")
 
 
 def fixture(path: str) -> Any:
@@ -210,7 +209,6 @@ def test_binance_force_order(path: str, price: float) -> None:
     assert liq.ts_init == RECEIVED
 
 
-@PENDING
 def test_binance_force_order_quantity_is_the_accumulated_fill() -> None:
     # No published forceOrder has l != z (docs, SDK tests, NautilusTrader all show one full fill), so the
     # choice of field is checked in the venue table: z is the order's accumulated filled quantity (docs).
@@ -242,7 +240,6 @@ def test_bybit_instrument_funding_interval_in_minutes(bybit: Any) -> None:
     assert market["info"][VENUES["bybit"].market_funding_interval_field] == 480  # minutes (docs field table)
 
 
-@PENDING
 def test_bybit_history_stores_the_single_side() -> None:
     # Docs example (an inverse symbol, the only one the page shows): openInterest is both sides,
     # singleOpenInterest one side. Only the side semantics are asserted here, not the unit.
@@ -255,7 +252,6 @@ def test_bybit_history_stores_the_single_side() -> None:
     assert first["ts_event"] == 1780963200000 * NS_PER_MS
 
 
-@PENDING
 def test_bybit_history_without_single_side_is_half_of_both_sides() -> None:
     raw = VENUES["bybit"].oi_history_raw
     assert raw is not None
@@ -266,7 +262,6 @@ def test_bybit_history_without_single_side_is_half_of_both_sides() -> None:
     assert first["ts_event"] == 1739725200000 * NS_PER_MS
 
 
-@PENDING
 def test_bybit_live_ticker_without_single_side_is_half_of_both_sides(bybit: Any) -> None:
     ticker = bybit.fetch_ticker("BTC/USDT:USDT")  # ccxt's real linear recording: no singleOpenInterest yet
     oi = parse_ticker_open_interest(ticker, BTC_BYBIT, received_ns=RECEIVED, **ticker_kwargs("bybit"))
