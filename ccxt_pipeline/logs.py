@@ -115,15 +115,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the moment of the record (as logging's own last-resort handler
+    does), not the stream that was current when logging was configured: a program (or a test runner) that
+    swaps stderr never leaves this handler writing to a closed file."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+
+_OURS = "_ccxt_pipeline_handler"
+"""Marks the handlers made here, so configuring again replaces them and leaves anyone else's alone."""
+
+
 def configure_logging(settings: LoggingSettings, stream: Any = None, log_file: Path | None = None) -> None:
-    """Send logs to `stream` (stderr by default), or to a rotating `log_file` (10 MB x 5), at the configured
-    level and format, through a `SecretFilter`."""
+    """Send logs to `stream` (the current stderr by default), or to a rotating `log_file` (10 MB x 5), at the
+    configured level and format, through a `SecretFilter`. Replaces the handlers an earlier call made."""
     handler: logging.Handler
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=10 * 1024 * 1024, backupCount=5)
+    elif stream is not None:
+        handler = logging.StreamHandler(stream)
     else:
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = _CurrentStderr()
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -133,8 +152,11 @@ def configure_logging(settings: LoggingSettings, stream: Any = None, log_file: P
         formatter.converter = time.gmtime
         handler.setFormatter(formatter)
     handler.addFilter(SecretFilter())
+    setattr(handler, _OURS, True)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if getattr(old, _OURS, False):
+            root.removeHandler(old)
+            old.close()
     root.addHandler(handler)
     root.setLevel(settings.level)
