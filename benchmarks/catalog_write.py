@@ -63,12 +63,12 @@ def bench_writer(rows: int, batch: int, root: Path) -> tuple[float, float, float
     assert final.num_rows == rows
     bare = root / "bare.parquet"
     t = time.perf_counter()
-    pq.write_table(final, bare, **PARQUET_OPTIONS)  # type: ignore[arg-type]
+    pq.write_table(final, bare, **PARQUET_OPTIONS)
     bare_elapsed = time.perf_counter() - t
     # The floor for this batch size: one bare write_table per batch, each to its own file, no fsync.
     t = time.perf_counter()
     for i, table in enumerate(tables):
-        pq.write_table(table, root / f"bare{i}.parquet", **PARQUET_OPTIONS)  # type: ignore[arg-type]
+        pq.write_table(table, root / f"bare{i}.parquet", **PARQUET_OPTIONS)
     per_batch = time.perf_counter() - t
     return elapsed, bare_elapsed, per_batch, len(os.listdir(root / "data" / LIQUIDATION.type_dir / IID))
 

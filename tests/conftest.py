@@ -11,14 +11,20 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from ccxt_pipeline.cli import app
 from ccxt_pipeline.simulator.server import ExchangeSimulator
+
+
+class Cli(Protocol):
+    """The `cli` fixture: runs `ccxt-cli ARGS --config <simulator config>`, returns click's Result."""
+
+    def __call__(self, *args: str) -> Result: ...
 
 
 class SimulatorThread:
@@ -75,11 +81,11 @@ def config_file(sim: ExchangeSimulator, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cli(config_file: Path) -> Any:
+def cli(config_file: Path) -> Cli:
     """Run `ccxt-cli ARGS --config <sim config>`; returns click's Result (output, stderr, exit_code)."""
     runner = CliRunner()
 
-    def invoke(*args: str) -> Any:
+    def invoke(*args: str) -> Result:
         return runner.invoke(app, [*args, "--config", str(config_file)], catch_exceptions=False)
 
     return invoke

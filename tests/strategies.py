@@ -97,7 +97,8 @@ def funding_estimates(draw: st.DrawFn) -> FundingRateEstimate:
 def liquidations(draw: st.DrawFn) -> Liquidation:
     exchange, iid = draw(_instrument)
     ts = draw(_ts)
-    return Liquidation(
+    # Through a dict, like `liq`: the model computes `notional`, which its typed signature requires.
+    data: dict[str, Any] = dict(
         exchange=exchange,
         instrument_id=iid,
         ts_event=ts,
@@ -106,6 +107,7 @@ def liquidations(draw: st.DrawFn) -> Liquidation:
         quantity=draw(_small_floats),
         price=draw(st.sampled_from([1.0, 50_000.5])),
     )
+    return Liquidation(**data)
 
 
 @st.composite

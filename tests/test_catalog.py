@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,7 +21,7 @@ from ccxt_pipeline.catalog import (
     kind_of,
 )
 from ccxt_pipeline.catalog.layout import file_name, instrument_dir, parse_file_name
-from ccxt_pipeline.catalog.schema import to_table
+from ccxt_pipeline.catalog.schema import DataKind, to_table
 from ccxt_pipeline.errors import CatalogError, RecordError
 from ccxt_pipeline.models import Record
 from tests.catalog_checks import assert_catalog_invariants
@@ -29,7 +30,7 @@ from tests.strategies import RECORD_STRATEGIES, T0, liq, liquidations, oi
 IID = "BTCUSDT-PERP.BINANCE"
 
 
-def folder_names(root: Path, kind=OPEN_INTEREST, iid: str = IID) -> list[str]:
+def folder_names(root: Path, kind: DataKind = OPEN_INTEREST, iid: str = IID) -> list[str]:
     return sorted(os.listdir(instrument_dir(root, kind, iid)))
 
 
@@ -142,7 +143,7 @@ def test_write_table_checks_columns_like_the_model(tmp_path: Path) -> None:
     good = to_table(LIQUIDATION, [liq(i) for i in range(4)])
     assert w.write_table(LIQUIDATION, good).rows_written == 4
 
-    def with_column(name: str, values: list) -> pa.Table:
+    def with_column(name: str, values: list[Any]) -> pa.Table:
         i = good.schema.get_field_index(name)
         return good.set_column(i, name, pa.array(values, good.schema.field(name).type))
 
@@ -202,20 +203,23 @@ _PROPERTY = settings(
 def _sorted_unique(records: list[Record]) -> list[Record]:
     """The catalog's semantics, written the slow obvious way: first copy of each key wins, sorted by key."""
     kind = kind_of(type(records[0])) if records else None
-    seen: dict[tuple, Record] = {}
+    key_columns = kind.key if kind is not None else ()  # no records: no key needed
+    seen: dict[tuple[Any, ...], Record] = {}
     for r in records:
         assert kind is not None
-        key = (r.instrument_id, *(getattr(r, c) for c in kind.key))
+        key = (r.instrument_id, *(getattr(r, c) for c in key_columns))
         seen.setdefault(key, r)
     return sorted(
-        seen.values(), key=lambda r: (r.ts_init, r.instrument_id, *(str(getattr(r, c)) for c in kind.key))
+        seen.values(), key=lambda r: (r.ts_init, r.instrument_id, *(str(getattr(r, c)) for c in key_columns))
     )
 
 
 @pytest.mark.parametrize("kind_name", list(KINDS))
 @_PROPERTY
 @given(data=st.data())
-def test_property_models_catalog_models_is_identity(tmp_path_factory, kind_name: str, data) -> None:
+def test_property_models_catalog_models_is_identity(
+    tmp_path_factory: pytest.TempPathFactory, kind_name: str, data: st.DataObject
+) -> None:
     records = _sorted_unique(data.draw(st.lists(RECORD_STRATEGIES[kind_name], max_size=30)))
     root = tmp_path_factory.mktemp("cat")
     w = CatalogWriter(root, durable=False)
@@ -228,7 +232,9 @@ def test_property_models_catalog_models_is_identity(tmp_path_factory, kind_name:
 @pytest.mark.parametrize("kind_name", list(KINDS))
 @_PROPERTY
 @given(data=st.data())
-def test_property_random_batches_read_back_as_sorted_union(tmp_path_factory, kind_name: str, data) -> None:
+def test_property_random_batches_read_back_as_sorted_union(
+    tmp_path_factory: pytest.TempPathFactory, kind_name: str, data: st.DataObject
+) -> None:
     strategy = RECORD_STRATEGIES[kind_name]
     batches = data.draw(st.lists(st.lists(strategy, max_size=15), max_size=6))
     # Repeat some batches verbatim, as a retried fetch would.
@@ -248,7 +254,9 @@ def test_property_random_batches_read_back_as_sorted_union(tmp_path_factory, kin
 
 @_PROPERTY
 @given(data=st.data())
-def test_property_bucketed_stream_writes_keep_every_invariant(tmp_path_factory, data) -> None:
+def test_property_bucketed_stream_writes_keep_every_invariant(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
     """Stream flushes merge into per-bucket files; mixed with ordinary writes, nothing overlaps or is lost."""
     batches = data.draw(st.lists(st.tuples(st.lists(liquidations(), max_size=12), st.booleans()), max_size=8))
     root = tmp_path_factory.mktemp("cat")

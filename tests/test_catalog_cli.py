@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from ccxt_pipeline.catalog import COVERAGE_GAP, LIQUIDATION, OPEN_INTEREST, CatalogReader, CatalogWriter
 from ccxt_pipeline.catalog.layout import file_name, instrument_dir
@@ -41,7 +41,7 @@ def catalog(tmp_path: Path) -> Path:
     return root
 
 
-def run(*args: str) -> object:
+def run(*args: str) -> Result:
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 

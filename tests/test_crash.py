@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.dataset as ds
 import pytest
@@ -29,18 +30,18 @@ HAS_NAUTILUS = importlib.util.find_spec("nautilus_trader") is not None
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def expected_keys(seed: int, returned: int) -> dict[str, set[tuple]]:
+def expected_keys(seed: int, returned: int) -> dict[str, set[tuple[Any, ...]]]:
     """Natural keys of every row in batches 0..returned-1 (the ones whose write returned)."""
     rng = random.Random(seed)
-    keys: dict[str, set[tuple]] = {"open_interest": set(), "liquidation": set()}
+    keys: dict[str, set[tuple[Any, ...]]] = {"open_interest": set(), "liquidation": set()}
     for n in range(returned):
         for kind, table in batch(n, rng):
             keys[kind.name].update(zip(*(table.column(c).to_pylist() for c in kind.key), strict=True))
     return keys
 
 
-def stored_keys(root: Path) -> dict[str, set[tuple]]:
-    out: dict[str, set[tuple]] = {}
+def stored_keys(root: Path) -> dict[str, set[tuple[Any, ...]]]:
+    out: dict[str, set[tuple[Any, ...]]] = {}
     for kind in (OPEN_INTEREST, LIQUIDATION):
         folder = root / "data" / kind.type_dir
         if not folder.exists():

@@ -21,8 +21,10 @@ from ccxt_pipeline.catalog import (
 )
 from ccxt_pipeline.daemon.control import DaemonPaths, assess, is_locked, read_status
 from ccxt_pipeline.daemon.service import aligned_start
+from ccxt_pipeline.models import CoverageGap
 from ccxt_pipeline.simulator.server import ExchangeSimulator
 from ccxt_pipeline.timeutil import NS_PER_SECOND, now_ns
+from tests.catalog_checks import as_records
 from tests.conftest import SimulatorThread, sim_settings
 from tests.test_stream import expected_row, stored_rows
 
@@ -137,8 +139,8 @@ def collect_and_check(
                         sim.down = True
                         for ex in ("binance", "bybit"):
                             sim.liquidations.drop_connections(ex)
-                    status = read_status(paths) or {}
-                    streams = status.get("streams", {})
+                    live_status = read_status(paths) or {}
+                    streams = live_status.get("streams", {})
                     saw_outage |= any(not s["connected"] for s in streams.values())
                 else:
                     sim.down = False
@@ -195,7 +197,7 @@ def test_daemon_acceptance_60s_with_a_20s_outage(tmp_path: Path) -> None:
     figures = collect_and_check(tmp_path, run_seconds=60, outage=(20, 40))
     status = figures["status"]
     assert figures["saw_outage"]  # status showed the streams down during the outage
-    gaps = CatalogReader(tmp_path / "catalog").query_records(COVERAGE_GAP)
+    gaps = as_records(CoverageGap, CatalogReader(tmp_path / "catalog").query_records(COVERAGE_GAP))
     assert any(g.data_type == "liquidation" for g in gaps)  # the stream outage is recorded
     assert any(
         g.data_type == "open_interest" and g.exchange == "hyperliquid" for g in gaps

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from ccxt_pipeline.catalog import COVERAGE_GAP, LIQUIDATION, CatalogReader, CatalogWriter
 from ccxt_pipeline.cli import app
-from ccxt_pipeline.models import CoverageGap
+from ccxt_pipeline.models import CoverageGap, Record
 from ccxt_pipeline.simulator.server import ExchangeSimulator
 from ccxt_pipeline.stream.writer import BatchingWriter
 from tests.conftest import SimulatorThread, sim_settings
@@ -64,7 +64,7 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def wait_for(predicate, what: str, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], object], what: str, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -117,7 +117,7 @@ def test_stream_keeps_events_while_the_disk_is_full_and_stores_them_after(
 def test_buffer_bound_drops_the_oldest_and_records_exactly_them_as_a_gap(small_disk: Path) -> None:
     catalog = small_disk / "catalog"
     writer = CatalogWriter(catalog)
-    events = [liq(i) for i in range(25)]
+    events: list[Record] = [liq(i) for i in range(25)]
     statuses: list[str | None] = []
     batcher = BatchingWriter(writer, 100, 0.1, max_pending=10, on_status=statuses.append)
     filler = fill(small_disk)
@@ -145,10 +145,10 @@ def test_injected_enospc_keeps_the_batch_until_a_flush_succeeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same without a tmpfs: ENOSPC injected where files are written (runs everywhere)."""
-    import ccxt_pipeline.catalog.files as files
+    import pyarrow.parquet as pq  # what ccxt_pipeline.catalog.files writes with
 
     writer = CatalogWriter(tmp_path / "catalog", durable=False)
-    real = files.pq.write_table
+    real = pq.write_table
     full = True
 
     def write_table(*args: object, **kwargs: object) -> None:
@@ -156,9 +156,9 @@ def test_injected_enospc_keeps_the_batch_until_a_flush_succeeds(
             raise OSError(errno.ENOSPC, "No space left on device")
         real(*args, **kwargs)
 
-    monkeypatch.setattr(files.pq, "write_table", write_table)
+    monkeypatch.setattr(pq, "write_table", write_table)
     batcher = BatchingWriter(writer, 100, 0.1)
-    events = [liq(i) for i in range(25)]
+    events: list[Record] = [liq(i) for i in range(25)]
 
     async def scenario() -> None:
         nonlocal full

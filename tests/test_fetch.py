@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -11,11 +12,12 @@ from typer.testing import CliRunner
 
 from ccxt_pipeline.catalog import COVERAGE_GAP, FUNDING_ESTIMATE, FUNDING_RATE, OPEN_INTEREST, CatalogReader
 from ccxt_pipeline.cli import app
+from ccxt_pipeline.models import CoverageGap, FundingRate, FundingRateEstimate, OpenInterest
 from ccxt_pipeline.simulator import data, hyperliquid
 from ccxt_pipeline.simulator.server import ExchangeSimulator, FailureRule
 from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MINUTE, NS_PER_MS, now_ns, ns_to_iso
-from tests.catalog_checks import assert_catalog_invariants
-from tests.conftest import sim_settings
+from tests.catalog_checks import as_records, assert_catalog_invariants
+from tests.conftest import Cli, sim_settings
 
 IDS = {
     "binance": "BTCUSDT-PERP.BINANCE",
@@ -34,12 +36,14 @@ def iso(ns: int) -> str:
     return ns_to_iso(ns)[:19] + "Z"
 
 
-def test_current_open_interest_one_row_per_exchange(cli, config_file: Path, sim: ExchangeSimulator) -> None:
+def test_current_open_interest_one_row_per_exchange(
+    cli: Cli, config_file: Path, sim: ExchangeSimulator
+) -> None:
     sim.now_ms = 1_763_640_000_000  # a fixed now: 2025-11-20T12:00:00Z
     result = cli("fetch-oi", "BTCUSDT-PERP")
     assert result.exit_code == 0, result.output + result.stderr
     reader = catalog(config_file)
-    rows = {r.exchange: r for r in reader.query_records(OPEN_INTEREST)}
+    rows = {r.exchange: r for r in as_records(OpenInterest, reader.query_records(OPEN_INTEREST))}
     assert sorted(rows) == ["binance", "bybit", "hyperliquid"]
     now = sim.now_ms
     for ex, row in rows.items():
@@ -63,11 +67,13 @@ def test_current_open_interest_one_row_per_exchange(cli, config_file: Path, sim:
     assert all(len(e["records"]) == 1 and e["ok"] for e in answer["exchanges"])
 
 
-def test_current_funding_is_stored_apart_from_settled(cli, config_file: Path, sim: ExchangeSimulator) -> None:
+def test_current_funding_is_stored_apart_from_settled(
+    cli: Cli, config_file: Path, sim: ExchangeSimulator
+) -> None:
     result = cli("fetch-funding", "BTCUSDT-PERP", "SOLUSDT-PERP")
     assert result.exit_code == 0, result.output + result.stderr
     reader = catalog(config_file)
-    estimates = reader.query_records(FUNDING_ESTIMATE)
+    estimates = as_records(FundingRateEstimate, reader.query_records(FUNDING_ESTIMATE))
     assert len(estimates) == 6
     assert reader.query(FUNDING_RATE).num_rows == 0  # live estimates never enter the settled series
     by_id = {r.instrument_id: r for r in estimates}
@@ -87,7 +93,7 @@ def expected_oi_points(exchange: str, start: int, end: int) -> list[int]:
 
 
 def test_open_interest_history_is_exact_and_incremental(
-    cli, config_file: Path, sim: ExchangeSimulator
+    cli: Cli, config_file: Path, sim: ExchangeSimulator
 ) -> None:
     now = now_ns()
     to = now - now % FIVE_MIN - FIVE_MIN
@@ -113,11 +119,11 @@ def test_open_interest_history_is_exact_and_incremental(
     assert "0 " in again.output  # rows written: 0
 
 
-def test_binance_history_beyond_30_days_is_a_recorded_gap(cli, config_file: Path) -> None:
+def test_binance_history_beyond_30_days_is_a_recorded_gap(cli: Cli, config_file: Path) -> None:
     result = cli("fetch-oi", "BTCUSDT-PERP", "-e", "binance", "--from", "40d")
     assert result.exit_code == 0, result.output + result.stderr
     reader = catalog(config_file)
-    gaps = reader.query_records(COVERAGE_GAP)
+    gaps = as_records(CoverageGap, reader.query_records(COVERAGE_GAP))
     assert len(gaps) == 1
     assert "30 days" in gaps[0].reason
     first = reader.first_timestamp(OPEN_INTEREST, IDS["binance"])
@@ -126,7 +132,9 @@ def test_binance_history_beyond_30_days_is_a_recorded_gap(cli, config_file: Path
     assert "gap:" in result.output
 
 
-def test_funding_history_all_exchanges_with_intervals(cli, config_file: Path, sim: ExchangeSimulator) -> None:
+def test_funding_history_all_exchanges_with_intervals(
+    cli: Cli, config_file: Path, sim: ExchangeSimulator
+) -> None:
     result = cli("fetch-funding", "BTCUSDT-PERP", "SOLUSDT-PERP", "--from", "2025-01-01")
     assert result.exit_code == 0, result.output + result.stderr
     reader = catalog(config_file)
@@ -139,7 +147,7 @@ def test_funding_history_all_exchanges_with_intervals(cli, config_file: Path, si
     ):
         for sym, iid in coin_ids.items():
             expected = [s for s in data.funding_settlements(ex, sym, start_ms, now_ms)]
-            rows = reader.query_records(FUNDING_RATE, [iid])
+            rows = as_records(FundingRate, reader.query_records(FUNDING_RATE, [iid]))
             stored = [(r.ts_event // NS_PER_MS, r.rate, r.interval_minutes) for r in rows]
             got_expected = [  # Hyperliquid stamps settlements a few ms past the hour; stored as stamped
                 (hyperliquid.funding_time(sym, t) if ex == "hyperliquid" else t, rate, hours * 60)
@@ -150,14 +158,17 @@ def test_funding_history_all_exchanges_with_intervals(cli, config_file: Path, si
             assert abs(len(stored) - len(got_expected)) <= 1, (ex, sym, len(stored), len(got_expected))
     hl = reader.query(FUNDING_RATE, ["BTC-USD-PERP.HYPERLIQUID"]).num_rows
     assert hl > 500 * 20  # far past Hyperliquid's 500-row cap
-    sol_intervals = {r.interval_minutes for r in reader.query_records(FUNDING_RATE, ["SOLUSDT-PERP.BINANCE"])}
+    sol_intervals = {
+        r.interval_minutes
+        for r in as_records(FundingRate, reader.query_records(FUNDING_RATE, ["SOLUSDT-PERP.BINANCE"]))
+    }
     assert sol_intervals == {480, 240}  # the 4h switch on 2025-03-01
     assert reader.query(COVERAGE_GAP).num_rows == 0
 
 
-def _history_catalog(config_file: Path) -> dict[str, list]:
+def _history_catalog(config_file: Path) -> dict[str, list[dict[str, Any]]]:
     reader = catalog(config_file)
-    out = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for kind in (OPEN_INTEREST, FUNDING_RATE):
         for iid in reader.instruments(kind):
             table = reader.query(kind, [iid])
@@ -166,7 +177,7 @@ def _history_catalog(config_file: Path) -> dict[str, list]:
 
 
 def test_injected_failures_end_in_the_clean_catalog(
-    cli, config_file: Path, sim: ExchangeSimulator, tmp_path
+    cli: Cli, config_file: Path, sim: ExchangeSimulator, tmp_path: Path
 ) -> None:
     now = now_ns()
     to = now - now % FIVE_MIN - FIVE_MIN
@@ -208,7 +219,7 @@ def test_injected_failures_end_in_the_clean_catalog(
 
 
 def test_an_exchange_that_always_fails_does_not_stop_the_others(
-    cli, config_file: Path, sim: ExchangeSimulator
+    cli: Cli, config_file: Path, sim: ExchangeSimulator
 ) -> None:
     sim.add_failure(FailureRule(kind="http_503", exchange="bybit"))
     result = cli("fetch-oi", "BTCUSDT-PERP")
@@ -233,7 +244,9 @@ def test_an_exchange_that_always_fails_does_not_stop_the_others(
         (("fetch-oi", "BTCUSDT-PERP", "--from", "someday"), "cannot read time 'someday'"),
     ],
 )
-def test_bad_input_is_one_line_nonzero_and_writes_nothing(cli, config_file: Path, args, message) -> None:
+def test_bad_input_is_one_line_nonzero_and_writes_nothing(
+    cli: Cli, config_file: Path, args: tuple[str, ...], message: str
+) -> None:
     result = cli(*args)
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -251,7 +264,9 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(cli, config_file: Path
         ({"exchanges": ["binance", "krakken"]}, "unknown exchange 'krakken'"),
     ],
 )
-def test_bad_config_is_one_line_nonzero_and_writes_nothing(sim, tmp_path: Path, change, message) -> None:
+def test_bad_config_is_one_line_nonzero_and_writes_nothing(
+    sim: ExchangeSimulator, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
     settings = sim_settings(sim, tmp_path / "catalog")
     settings.update(change)
     path = tmp_path / "bad.yaml"
@@ -266,7 +281,9 @@ def test_bad_config_is_one_line_nonzero_and_writes_nothing(sim, tmp_path: Path, 
     assert sum(sim.requests.values()) == 0  # nothing was even asked
 
 
-def test_unwritable_catalog_path_is_one_line_and_asks_nothing(cli, sim, tmp_path: Path) -> None:
+def test_unwritable_catalog_path_is_one_line_and_asks_nothing(
+    cli: Cli, sim: ExchangeSimulator, tmp_path: Path
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     result = cli("fetch-oi", "BTCUSDT-PERP", "--catalog", str(blocker / "catalog"))
@@ -276,7 +293,7 @@ def test_unwritable_catalog_path_is_one_line_and_asks_nothing(cli, sim, tmp_path
     assert sum(sim.requests.values()) == 0
 
 
-def test_live_snapshots_do_not_end_the_history(cli, config_file: Path, sim: ExchangeSimulator) -> None:
+def test_live_snapshots_do_not_end_the_history(cli: Cli, config_file: Path, sim: ExchangeSimulator) -> None:
     """A current value stored first (ts_init = now) must not make a later backfill think it is up to date."""
     now = now_ns()
     to = now - now % FIVE_MIN - FIVE_MIN

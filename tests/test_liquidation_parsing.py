@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ccxt_pipeline.instruments import Instrument, instrument_for
 from ccxt_pipeline.models import CoverageGap, Liquidation, Record, Side
-from ccxt_pipeline.parsers.liquidations import parse_liquidation_message
+from ccxt_pipeline.parsers.liquidations import Lookup, parse_liquidation_message
 from ccxt_pipeline.stream.health import ExchangeHealth
 from ccxt_pipeline.stream.tap import Tap
 from ccxt_pipeline.timeutil import NS_PER_MS
@@ -17,7 +19,7 @@ BINANCE = VENUES["binance"].liquidations
 BYBIT = VENUES["bybit"].liquidations
 
 
-def lookup_for(exchange: str, contract_size: float = 1.0):
+def lookup_for(exchange: str, contract_size: float = 1.0) -> Lookup:
     def lookup(market_id: str) -> tuple[Instrument, float] | None:
         quote = "USDT" if market_id.endswith("USDT") else None
         if quote is None:
@@ -28,7 +30,7 @@ def lookup_for(exchange: str, contract_size: float = 1.0):
 
 
 # https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Liquidation-Order-Streams
-BINANCE_SAMPLE = {
+BINANCE_SAMPLE: dict[str, Any] = {
     "e": "forceOrder",
     "E": 1568014460893,
     "o": {
@@ -47,7 +49,7 @@ BINANCE_SAMPLE = {
 }
 
 # https://bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation
-BYBIT_SAMPLE = {
+BYBIT_SAMPLE: dict[str, Any] = {
     "topic": "allLiquidation.ROSEUSDT",
     "type": "snapshot",
     "ts": 1739502303204,
@@ -182,7 +184,7 @@ def test_tap_skips_a_malformed_message_and_keeps_going() -> None:
 
 
 def binance(**changes: object) -> dict[str, object]:
-    return {**BINANCE_SAMPLE, "o": {**BINANCE_SAMPLE["o"], **changes}}  # type: ignore[dict-item]
+    return {**BINANCE_SAMPLE, "o": {**BINANCE_SAMPLE["o"], **changes}}
 
 
 def test_binance_quantity_is_the_accumulated_fill_not_the_last_one() -> None:
@@ -223,7 +225,7 @@ def test_binance_states_that_liquidated_nothing_final_are_counted_not_stored(cha
 
 def test_binance_missing_status_is_a_bad_item() -> None:
     assert BINANCE is not None
-    order: dict[str, object] = dict(BINANCE_SAMPLE["o"])  # type: ignore[call-overload]
+    order: dict[str, object] = dict(BINANCE_SAMPLE["o"])
     del order["X"]
     got = parse_liquidation_message({"o": order}, BINANCE, lookup_for("binance"), received_ns=RECEIVED)
     assert got.records == []
@@ -235,7 +237,7 @@ def bybit_items(*items: object) -> dict[str, object]:
     return {**BYBIT_SAMPLE, "data": list(items)}
 
 
-GOOD_ROSE = BYBIT_SAMPLE["data"][0]  # type: ignore[index]
+GOOD_ROSE = BYBIT_SAMPLE["data"][0]
 
 
 def test_bybit_one_bad_item_skips_that_item_only() -> None:

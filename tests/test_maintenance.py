@@ -32,7 +32,8 @@ def base_catalog(root: Path) -> int:
     w = CatalogWriter(root)
     w.write([oi(i) for i in range(0, 20)])
     w.write([oi(i) for i in range(40, 60)])
-    return w.query(OPEN_INTEREST).num_rows
+    rows: int = w.query(OPEN_INTEREST).num_rows  # pyarrow is untyped (Any)
+    return rows
 
 
 def folder(root: Path) -> Path:

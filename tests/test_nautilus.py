@@ -27,7 +27,8 @@ from ccxt_pipeline.catalog import (
     CatalogWriter,
     DataKind,
 )
-from ccxt_pipeline.models import Record
+from ccxt_pipeline.models import FundingRate, Record
+from tests.catalog_checks import as_records
 from tests.strategies import INSTRUMENTS, RECORD_STRATEGIES, T0, oi
 
 pytestmark = pytest.mark.nautilus
@@ -89,7 +90,9 @@ def _by_time(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("kind_name", list(KINDS))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_property_nautilus_query_agrees(tmp_path_factory, kind_name: str, data) -> None:
+def test_property_nautilus_query_agrees(
+    tmp_path_factory: pytest.TempPathFactory, kind_name: str, data: st.DataObject
+) -> None:
     kind = KINDS[kind_name]
     batches = data.draw(st.lists(st.lists(RECORD_STRATEGIES[kind_name], max_size=12), min_size=1, max_size=4))
     root = tmp_path_factory.mktemp("cat")
@@ -125,5 +128,5 @@ def test_funding_codec_encodes_nautilus_objects_into_our_format(tmp_path: Path) 
     iid = InstrumentId.from_str("BTCUSDT-PERP.BINANCE")
     updates = [FundingRateUpdate(iid, Decimal("0.0001"), T0 + i, T0 + i, None) for i in range(3)]
     catalog.write_data(updates)
-    back = CatalogWriter(tmp_path).query_records(FUNDING_RATE)
+    back = as_records(FundingRate, CatalogWriter(tmp_path).query_records(FUNDING_RATE))
     assert [(r.exchange, r.rate, r.ts_init) for r in back] == [("binance", 0.0001, T0 + i) for i in range(3)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +31,9 @@ def test_parse_when_forms() -> None:
     assert parse_when("2d", now) == now - 2 * 86_400_000_000_000
 
 
-def make_source(times: list[int], limit: int, newest_first: bool, short: set[int]):
+def make_source(
+    times: list[int], limit: int, newest_first: bool, short: set[int]
+) -> tuple[Callable[[Range], Awaitable[list[int]]], list[Range]]:
     """A page source over `times` that answers like an exchange: at most `limit` rows, in its order;
     requests whose number is in `short` are silently cut to half."""
     calls: list[Range] = []
@@ -62,7 +66,7 @@ async def test_complete_window_costs_one_request() -> None:
     window_points=st.integers(1, 25),
 )
 async def test_property_every_row_found_whatever_the_answers(
-    n, holes, limit, newest_first, short, window_points
+    n: int, holes: set[int], limit: int, newest_first: bool, short: set[int], window_points: int
 ) -> None:
     times = [i * STEP for i in range(n) if i not in holes]
     fetch, _ = make_source(times, limit, newest_first, short)

@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped, unused-ignore]
+import yaml
 from typer.testing import CliRunner
 
 from ccxt_pipeline.cli import app

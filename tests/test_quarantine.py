@@ -27,6 +27,7 @@ from ccxt_pipeline.daemon.control import DaemonPaths, read_status
 from ccxt_pipeline.models import FundingRate
 from ccxt_pipeline.simulator.server import ExchangeSimulator
 from ccxt_pipeline.timeutil import NS_PER_HOUR
+from tests.conftest import Cli
 from tests.strategies import T0
 from tests.test_daemon import ENV, daemon_config
 
@@ -104,7 +105,7 @@ OTHER_TYPE_COMMANDS = {
 
 @pytest.mark.parametrize("how", BAD)
 @pytest.mark.parametrize("command", list(OTHER_TYPE_COMMANDS))
-def test_bad_file_in_another_types_folder(cli, config_file: Path, command: str, how: str) -> None:
+def test_bad_file_in_another_types_folder(cli: Cli, config_file: Path, command: str, how: str) -> None:
     catalog = config_file.parent / "catalog"
     bad = plant_beside(catalog, how)
     result = cli(*OTHER_TYPE_COMMANDS[command])
@@ -124,7 +125,7 @@ def test_bad_file_in_another_types_folder(cli, config_file: Path, command: str, 
     ids=["fetch-oi-history", "fetch-funding-history"],
 )
 def test_bad_file_in_the_fetched_folder_is_a_hole_fetched_again(
-    cli, config_file: Path, sim: ExchangeSimulator, kind: DataKind, args: tuple[str, ...], how: str
+    cli: Cli, config_file: Path, sim: ExchangeSimulator, kind: DataKind, args: tuple[str, ...], how: str
 ) -> None:
     catalog = config_file.parent / "catalog"
     first = cli(*args)
@@ -175,7 +176,7 @@ def test_daemon_starts_and_collects_beside_a_bad_file(
     assert CatalogReader(catalog).query(FUNDING_RATE, ["BTCUSDT-PERP.BINANCE"]).num_rows > 6
 
 
-def test_verify_without_repair_reports_and_moves_nothing(cli, config_file: Path) -> None:
+def test_verify_without_repair_reports_and_moves_nothing(cli: Cli, config_file: Path) -> None:
     catalog = config_file.parent / "catalog"
     bad = plant_beside(catalog, "garbage")
     result = cli("catalog", "verify", "--json")

@@ -16,7 +16,7 @@ from typing import Any
 
 import ccxt
 import pytest
-import yaml  # type: ignore[import-untyped, unused-ignore]
+import yaml
 
 from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, CatalogReader
 from ccxt_pipeline.errors import ExchangeError, NotSupportedError, RateLimited, TemporaryError

@@ -18,7 +18,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 import pytest
-import yaml  # type: ignore[import-untyped, unused-ignore]
+import yaml
 
 from ccxt_pipeline.simulator import ExchangeSimulator, FailureRule, data, hyperliquid
 from ccxt_pipeline.simulator.__main__ import config_block

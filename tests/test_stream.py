@@ -13,12 +13,13 @@ import pytest
 
 from ccxt_pipeline.catalog import COVERAGE_GAP, LIQUIDATION, CatalogReader
 from ccxt_pipeline.instruments import instrument_for
+from ccxt_pipeline.models import CoverageGap
 from ccxt_pipeline.settings import Settings
 from ccxt_pipeline.simulator.liquidations import SentEvent
 from ccxt_pipeline.simulator.server import ExchangeSimulator, FailureRule
 from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest, StreamSummary
 from ccxt_pipeline.timeutil import NS_PER_MS
-from tests.catalog_checks import assert_catalog_invariants
+from tests.catalog_checks import as_records, assert_catalog_invariants
 from tests.conftest import sim_settings
 
 FAST_STREAM = {
@@ -33,12 +34,12 @@ def stream_settings(sim: ExchangeSimulator, catalog: Path, **stream: Any) -> Set
     return Settings(**sim_settings(sim, catalog, stream={**FAST_STREAM, **stream}))
 
 
-def expected_row(event: SentEvent) -> tuple:
+def expected_row(event: SentEvent) -> tuple[Any, ...]:
     iid = instrument_for(event.exchange, event.ccxt_symbol).instrument_id
     return (iid, event.t_ms * NS_PER_MS, event.liquidated_side, event.price, event.quantity)
 
 
-def stored_rows(catalog: Path) -> list[tuple]:
+def stored_rows(catalog: Path) -> list[tuple[Any, ...]]:
     table = CatalogReader(catalog).query(LIQUIDATION)
     cols = [table.column(c).to_pylist() for c in ("instrument_id", "ts_event", "side", "price", "quantity")]
     return list(zip(*cols, strict=True))
@@ -129,7 +130,7 @@ async def stress(
     drop_every: float,
     silence: tuple[float, float],
     malformed_every: int,
-) -> int:
+) -> tuple[list[int], tuple[int, int]]:
     """Steady events on both exchanges while connections drop, go silent and get garbage frames."""
     feed = sim.liquidations
     for ex in ("binance", "bybit"):
@@ -175,7 +176,7 @@ def check_after_stress(
     rows = stored_rows(catalog)
     assert len(rows) == len(set(rows)), "duplicates stored"
     assert sorted(rows) == sorted(expected_row(e) for e in sent)  # every event the sockets delivered, once
-    gaps = CatalogReader(catalog).query_records(COVERAGE_GAP)
+    gaps = as_records(CoverageGap, CatalogReader(catalog).query_records(COVERAGE_GAP))
     for ex in ("binance", "bybit"):
         health = summary.health[ex]
         assert health.reconnects >= len(drops), (ex, health)
@@ -213,7 +214,9 @@ async def test_stream_survives_drops_silence_and_garbage(tmp_path: Path) -> None
         sent = list(sim.liquidations.sent)
     check_after_stress(tmp_path / "catalog", sent, summary, holder["drops"], holder["silent"])
     silent_gaps = [
-        g for g in CatalogReader(tmp_path / "catalog").query_records(COVERAGE_GAP) if g.exchange == "binance"
+        g
+        for g in as_records(CoverageGap, CatalogReader(tmp_path / "catalog").query_records(COVERAGE_GAP))
+        if g.exchange == "binance"
     ]
     assert max(g.end_ns - g.ts_event for g in silent_gaps) >= 1_000_000_000  # the silence shows as a gap
 

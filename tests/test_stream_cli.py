@@ -123,10 +123,6 @@ def test_sigterm_flushes_every_event_received(tmp_path: Path) -> None:
     assert sorted(stored_rows(tmp_path / "catalog")) == sorted(expected_row(e) for e in sent)
 
 
-def sim_thread_run(sim: ExchangeSimulator, coro):
-    return SimulatorThread.current.run(coro)
-
-
 @pytest.mark.slow
 def test_sigkill_loses_at_most_the_flush_interval(tmp_path: Path) -> None:
     flush = 0.5
