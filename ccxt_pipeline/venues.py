@@ -33,6 +33,31 @@ class OpenInterestFields:
 
 
 @dataclass(frozen=True)
+class MarkKline:
+    """An exchange's mark-price candles, called through ccxt's implicit API, whose OPEN at `t` prices an
+    open-interest point stamped `t` where the history endpoint gives no value in quote currency.
+
+    Each row is a list, newest first: `[startTime, open, high, low, close]`, strings (Bybit
+    https://bybit-exchange.github.io/docs/v5/market/mark-kline)."""
+
+    method: str
+    """ccxt's implicit method (`public_get_v5_market_mark_price_kline`)."""
+    interval_names: dict[str, str]
+    """Our period names (`5m`) to the exchange's candle intervals (`5`)."""
+    limit: int
+    """Most candles one request returns."""
+    interval_param: str = "interval"
+    start_param: str = "start"
+    end_param: str = "end"
+    rows_path: tuple[str, ...] = ()
+    params: dict[str, str] = field(default_factory=dict)
+    time_index: int = 0
+    """Position of the candle's start time (ms) in a row."""
+    open_index: int = 1
+    """Position of the open price in a row."""
+
+
+@dataclass(frozen=True)
 class RawHistory:
     """An open-interest history endpoint called through ccxt's implicit API and parsed by us, column by
     column: ccxt's unified parsing costs ~20 us a row, which for months of 5-minute points is most of a
@@ -49,6 +74,9 @@ class RawHistory:
     """Where the list of rows sits in the answer (`("result", "list")`)."""
     params: dict[str, str] = field(default_factory=dict)
     time_field: str = "timestamp"
+    value_from_mark: MarkKline | None = None
+    """Where rows carry no value in quote currency: the mark-price candles that price them (value = one
+    side's amount x the open of the candle starting at the row's time). None: the rows' own value field."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +167,7 @@ class Venue:
 
 
 # Bybit v5 (tickers and /v5/market/open-interest): one side, else half of both sides. History rows carry
-# no value field, so the value fields simply find nothing there.
+# no value field, so the value fields find nothing there (`RawHistory.value_from_mark` prices them).
 BYBIT_SINGLE_SIDE = OpenInterestFields(
     amount="singleOpenInterest",
     value="singleOpenInterestValue",
@@ -229,7 +257,8 @@ VENUES: dict[str, Venue] = {
             oi_history_periods=("5m", "15m", "30m", "1h", "4h", "1d"),
             # https://bybit-exchange.github.io/docs/v5/market/open-interest: "openInterest: The value is the
             # sum of both sides", "singleOpenInterest: The value is the single side" (linear: base coin).
-            # The endpoint gives no value in quote currency, so history rows leave it empty.
+            # The endpoint gives no value in quote currency: it is the single side x the mark price at the
+            # row's time, the open of the mark-price candle starting then.
             oi_history_raw=RawHistory(
                 method="public_get_v5_market_open_interest",
                 period_param="intervalTime",
@@ -244,6 +273,24 @@ VENUES: dict[str, Venue] = {
                 fields=BYBIT_SINGLE_SIDE,
                 rows_path=("result", "list"),
                 params={"category": "linear"},
+                # https://bybit-exchange.github.io/docs/v5/market/mark-kline (bybit-exchange/docs
+                # docs/v5/market/mark-kline.mdx): interval "1,3,5,15,30,60,120,240,360,720,D,M,W"; limit
+                # "futures: [1, 1000]"; list "Sort in reverse by startTime", each
+                # [startTime, openPrice, highPrice, lowPrice, closePrice].
+                value_from_mark=MarkKline(
+                    method="public_get_v5_market_mark_price_kline",
+                    interval_names={
+                        "5m": "5",
+                        "15m": "15",
+                        "30m": "30",
+                        "1h": "60",
+                        "4h": "240",
+                        "1d": "D",
+                    },
+                    limit=1000,
+                    rows_path=("result", "list"),
+                    params={"category": "linear"},
+                ),
             ),
             oi_history_limit=200,
             funding_history_limit=200,

@@ -150,8 +150,8 @@ def test_fetch_oi_history_stores_the_single_side(cli: Any, config_file: Path, si
     assert all(t % (5 * NS_PER_MINUTE) == 0 for t in ts)
     expected = [data.open_interest("bybit", "BTCUSDT", t // NS_PER_MS, sim.seed) for t in ts]
     assert table.column("open_interest").to_pylist() == expected
-    # Bybit's history endpoint has no value in quote currency: left empty (docs/exchanges.md).
-    assert table.column("open_interest_value").null_count == table.num_rows
+    # Bybit's history endpoint has no value in quote currency: amount x mark (tests/test_bybit_oi_value.py).
+    assert table.column("open_interest_value").null_count == 0
     # Binance's history is on the same scale (one side), and its values are amount x mark.
     binance = oi_records(config_file, ["BTCUSDT-PERP.BINANCE"])
     assert binance

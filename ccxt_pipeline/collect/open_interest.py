@@ -4,6 +4,11 @@ Current values come from where each exchange keeps them live (venue table `curre
 `fetch_open_interest`, Bybit's tickers (its open-interest endpoint serves the hourly row, up to an hour
 old), Hyperliquid's `fetch_open_interests` (the whole universe, one request, no timestamp: stamped at
 receipt). A missing value is amount x mark price.
+
+History whose rows carry no value (Bybit) is priced by the exchange's mark-price candles
+(`RawHistory.value_from_mark`): value = amount x the open of the candle starting at the row's time, the
+candles fetched alongside the open-interest pages, for the same ranges only. A point without its candle keeps
+an empty value.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 
 from ccxt_pipeline.catalog.schema import OPEN_INTEREST
 from ccxt_pipeline.collect.history import Checkpoints, History, Hooks, Store, Stored
-from ccxt_pipeline.collect.paging import Outcome, fetch_each
+from ccxt_pipeline.collect.paging import Outcome, fetch_each, page_window
 from ccxt_pipeline.collect.plan import (
     Range,
     align_down,
@@ -26,17 +31,19 @@ from ccxt_pipeline.collect.plan import (
     grid_windows,
     subtract,
 )
-from ccxt_pipeline.errors import NotSupportedError
+from ccxt_pipeline.errors import ExchangeError, NotSupportedError
 from ccxt_pipeline.exchanges.client import ExchangeClient
 from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import CoverageGap, OpenInterest
 from ccxt_pipeline.parsers.common import positive
 from ccxt_pipeline.parsers.open_interest import (
+    mark_opens,
     open_interest_history_table,
     parse_open_interest,
     parse_ticker_open_interest,
 )
 from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MINUTE, NS_PER_MS, PERIODS_NS, now_ns
+from ccxt_pipeline.venues import MarkKline
 
 Clock = Callable[[], int]
 
@@ -144,6 +151,7 @@ async def open_interest_history(
 
     seen: set[int] = set()
     checkpoints = Checkpoints(store)
+    kline = raw.value_from_mark if raw else None
 
     async def on_window(done: Outcome[dict[str, Any]]) -> None:
         if done.error is not None:
@@ -161,17 +169,26 @@ async def open_interest_history(
         if raw is None:
             table = open_interest_history_table(on_grid, inst)
         else:
-            table = open_interest_history_table(on_grid, inst, fields=raw.fields, time_field=raw.time_field)
+            prices = await marks.covering(done.window) if marks is not None and on_grid else None
+            table = open_interest_history_table(
+                on_grid, inst, fields=raw.fields, time_field=raw.time_field, marks=prices
+            )
         await checkpoints.add(table)
         if hooks is not None:
             hooks.advance(len(on_grid))
 
     if hooks is not None:
         hooks.plan(len(windows))
+    # Started before the open-interest pages so that they are first in line for the client's slots.
+    marks = _MarkPrices(client, kline, market_id, period, step, ranges, inst, out) if kline else None
     try:
         await fetch_each(fetch, windows, ts_of, step, on_window)
     finally:
-        await checkpoints.flush()  # what arrived is kept, whatever stopped the rest
+        try:
+            if marks is not None:
+                await marks.close()
+        finally:
+            await checkpoints.flush()  # what arrived is kept, whatever stopped the rest
     out.rows = checkpoints.stored
     known = np.concatenate([stored.times, np.fromiter(seen, np.int64, len(seen))])
     on_grid_known = known[(known >= start) & (known <= end) & (known % step == 0)]
@@ -180,6 +197,80 @@ async def open_interest_history(
     for hole in confirmed_holes(left, ranges, out.failed, last_known):
         out.gaps.append(_gap(inst, hole, "the exchange returned no data"))
     return out
+
+
+class _MarkPrices:
+    """The mark-price candles of one instrument over the ranges being fetched, one task per window of
+    `kline.limit` candles, all started at once; `covering(window)` waits for the ones a window needs."""
+
+    def __init__(
+        self,
+        client: ExchangeClient,
+        kline: MarkKline,
+        market_id: str,
+        period: str,
+        step: int,
+        ranges: list[Range],
+        inst: Instrument,
+        out: History,
+    ) -> None:
+        self._client = client
+        self._kline = kline
+        self._market_id = market_id
+        self._interval = kline.interval_names[period]
+        self._step = step
+        self._inst = inst
+        self._out = out
+        self._noted = False
+        windows = [w for r in ranges for w in grid_windows(r, step, kline.limit)]
+        self._tasks = [(w, asyncio.ensure_future(self._window(w))) for w in windows]
+
+    async def _page(self, w: Range) -> Sequence[Sequence[Any]]:
+        k = self._kline
+        params = {
+            **k.params,
+            "symbol": self._market_id,
+            k.interval_param: self._interval,
+            k.start_param: -(-w.start // NS_PER_MS),
+            k.end_param: w.end // NS_PER_MS,
+            "limit": k.limit,
+        }
+        answer: Any = await self._client.call(k.method, params)
+        for key in k.rows_path:
+            answer = answer[key]
+        return answer  # type: ignore[no-any-return]
+
+    async def _window(self, w: Range) -> dict[int, float]:
+        k = self._kline
+
+        def ts_of(row: Sequence[Any]) -> int:
+            return int(row[k.time_index]) * NS_PER_MS
+
+        rows = await page_window(self._page, w, ts_of, self._step)
+        return mark_opens(rows, time_index=k.time_index, open_index=k.open_index)
+
+    async def covering(self, window: Range) -> dict[int, float]:
+        """Candle start (ms) -> mark price, for every candle window overlapping `window`; a candle window
+        that failed for good contributes nothing (its points keep an empty value), noted once."""
+        prices: dict[int, float] = {}
+        for w, task in self._tasks:
+            if w.end < window.start or w.start > window.end:
+                continue
+            try:
+                prices.update(await asyncio.shield(task))
+            except ExchangeError as exc:
+                if not self._noted:
+                    self._noted = True
+                    self._out.notes.append(
+                        f"{self._client.name} {self._inst.instrument_id}: mark prices unavailable for part "
+                        f"of the range ({exc}); open_interest_value left empty there"
+                    )
+        return prices
+
+    async def close(self) -> None:
+        for _, task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*(t for _, t in self._tasks), return_exceptions=True)
 
 
 def _clip(ranges: list[Range], inst: Instrument, earliest: int, reason: str, out: History) -> list[Range]:

@@ -124,25 +124,53 @@ def _column(
     return out
 
 
+def mark_opens(
+    rows: Sequence[Sequence[Any]], *, time_index: int = 0, open_index: int = 1
+) -> dict[int, float]:
+    """Candle start time (ms) -> open price, from raw kline rows such as Bybit's mark-price candles
+    `[startTime, openPrice, highPrice, lowPrice, closePrice]`, strings
+    (https://bybit-exchange.github.io/docs/v5/market/mark-kline). Rows without a positive open are left out:
+    a missing mark leaves a value empty, never wrong."""
+    out: dict[int, float] = {}
+    for row in rows:
+        try:
+            price = positive(row[open_index])
+            if price is not None:
+                out[int(row[time_index])] = price
+        except (IndexError, TypeError, ValueError):
+            continue  # a garbled candle prices nothing
+    return out
+
+
 def open_interest_history_table(
     rows: Sequence[Mapping[str, Any]],
     inst: Instrument,
     *,
     fields: OpenInterestFields = UNIFIED,
     time_field: str = "timestamp",
+    marks: Mapping[int, float] | None = None,
 ) -> pa.Table:
     """History rows straight to a validated Arrow table, column by column: ccxt's unified rows (the
     default) or an exchange's raw rows read through the venue table's `fields` (Binance
     `sumOpenInterest`/`sumOpenInterestValue`; Bybit `singleOpenInterest`, else half of `openInterest`), in
     base units with exchange times in milliseconds (strings or numbers).
 
+    `marks` (row time in ms -> mark price at that time, :func:`mark_opens`) prices the rows that carry no
+    value: value = amount x mark. A row whose time has no mark keeps an empty value.
+
     The bulk path: the same units and rules as :func:`parse_open_interest` (history: `ts_init = ts_event`),
     checked by `conform_table` on whole columns instead of one model per row.
     """
     n = len(rows)
-    ts = pa.array([int(r[time_field]) * NS_PER_MS for r in rows], pa.int64())
+    times_ms = [int(r[time_field]) for r in rows]
+    ts = pa.array([t * NS_PER_MS for t in times_ms], pa.int64())
     amounts = _column(rows, fields.amount, fields.fallback_amount, fields.fallback_scale)
     values = _column(rows, fields.value, fields.fallback_value, fields.fallback_scale)
+    if marks:
+        values = [
+            v if v is not None or a is None or (m := marks.get(t)) is None else a * m
+            for v, a, t in zip(values, amounts, times_ms, strict=True)
+        ]
     table = pa.table(
         {
             "exchange": pa.array([inst.exchange] * n, pa.string()),

@@ -9,6 +9,7 @@ Bybit answers business errors with HTTP 200 and a non-zero `retCode` (`10001` pa
 - `/v5/market/funding/history`: newest first, `limit` 1..200 (default 200); "passing only startTime returns an
   error", only endTime -> the newest `limit` rows up to endTime, neither -> up to now; both -> the newest
   `limit` rows in [startTime, endTime].
+- `/v5/market/mark-price-kline`: see `mark_price_kline`.
 - instruments-info and tickers for `spot`, `inverse` and `option` answer empty lists (only linear is simulated);
   `status=PreLaunch` (which ccxt also asks for) answers an empty list.
 
@@ -20,6 +21,7 @@ with app-level `{"req_id":N,"op":"ping"}` every `streaming.keepAlive` ms (18000 
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -64,6 +66,15 @@ OI_INTERVALS_MS: dict[str, int] = {
     "4h": 4 * data.HOUR_MS,
     "1d": data.DAY_MS,
 }
+
+KLINE_INTERVALS_MS: dict[str, int] = {
+    **{str(m): m * data.MINUTE_MS for m in (1, 3, 5, 15, 30, 60, 120, 240, 360, 720)},
+    "D": data.DAY_MS,
+    "W": 7 * data.DAY_MS,
+}
+"""Bybit's kline intervals of fixed length (`M`, calendar months, is handled apart)."""
+WEEK_OFFSET_MS = 4 * data.DAY_MS
+"""Weekly candles start on Mondays 00:00 UTC; 1970-01-01 was a Thursday, four days after one."""
 
 
 class BybitError(Exception):
@@ -344,6 +355,90 @@ def open_interest(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str,
     }
 
 
+def _month_start(t_ms: int, months_ahead: int = 0) -> int:
+    d = dt.datetime.fromtimestamp(t_ms / 1000, dt.UTC)
+    index = d.year * 12 + d.month - 1 + months_ahead
+    return int(dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=dt.UTC).timestamp()) * 1000
+
+
+def _candle_start(interval: str, t_ms: int) -> int:
+    """Start of the `interval` candle containing `t_ms`."""
+    if interval == "M":
+        return _month_start(t_ms)
+    step = KLINE_INTERVALS_MS[interval]
+    offset = WEEK_OFFSET_MS if interval == "W" else 0
+    return (t_ms - offset) // step * step + offset
+
+
+def _next_candle(interval: str, start_ms: int) -> int:
+    return _month_start(start_ms, 1) if interval == "M" else start_ms + KLINE_INTERVALS_MS[interval]
+
+
+def mark_price_kline(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
+    """GET /v5/market/mark-price-kline?category&symbol&interval&start&end&limit: mark-price candles, newest
+    first, each `[startTime, openPrice, highPrice, lowPrice, closePrice]` (strings).
+
+    shape: https://bybit-exchange.github.io/docs/v5/market/mark-kline (bybit-exchange/docs
+    docs/v5/market/mark-kline.mdx): `category` `linear` (the default when absent) or `inverse`; `interval`
+    `1,3,5,15,30,60,120,240,360,720,D,M,W`; `limit` "futures: [1, 1000] ... Default: 200"; `list` "Sort in
+    reverse by startTime". Response example: {"retCode":0,"retMsg":"OK","result":{"symbol":"BTCUSDT",
+    "category":"linear","list":[["1670608800000","17164.16","17164.16","17121.5","17131.64"]]},
+    "retExtInfo":{},"time":1672026361839}.
+
+    Candles: open = `data.mark_price` at the candle's start, close = the mark at its last millisecond (or now,
+    while the candle is open: "the last traded price when the candle is not closed"), high/low = the larger
+    and smaller of the two. Which candles: those starting in [the candle containing `start`, `end` or now]
+    ("bybit returns the candle that contains `start`": ccxt issue #26736, PR #29402); with `start` the
+    `limit` oldest of them (ccxt's since-paging relies on it), without it the `limit` newest.
+    """
+    if "category" not in query:
+        query = {**query, "category": "linear"}
+    inst = _linear_symbol(query)
+    interval = query.get("interval", "")
+    if interval not in KLINE_INTERVALS_MS and interval != "M":
+        raise BybitError(10001, "params error: interval invalid")
+    limit = _limit(query, 200, 1000)
+    start, end = _int(query, "start"), _int(query, "end")
+    now = sim.now()
+    hi = now if end is None else min(end, now)
+    lo = (
+        data.HISTORY_START_MS if start is None else max(_candle_start(interval, start), data.HISTORY_START_MS)
+    )
+    first = _candle_start(interval, lo)
+    if first < lo:
+        first = _next_candle(interval, first)
+    starts: list[int] = []
+    if interval == "M":  # a few dozen months at most
+        t = first
+        while t <= hi:
+            starts.append(t)
+            t = _next_candle(interval, t)
+        starts = starts[:limit] if start is not None else starts[-limit:]
+    elif first <= hi:
+        step = KLINE_INTERVALS_MS[interval]
+        last = first + (hi - first) // step * step
+        if start is not None:
+            last = min(last, first + (limit - 1) * step)
+        else:
+            first = max(first, last - (limit - 1) * step)
+        starts = list(range(first, last + 1, step))
+    d = inst.price_decimals
+    rows = []
+    for t in reversed(starts):
+        open_ = data.mark_price(NAME, inst.id, t, sim.seed)
+        close = data.mark_price(NAME, inst.id, min(_next_candle(interval, t) - 1, now), sim.seed)
+        rows.append(
+            [
+                str(t),
+                data.fmt(open_, d),
+                data.fmt(max(open_, close), d),
+                data.fmt(min(open_, close), d),
+                data.fmt(close, d),
+            ]
+        )
+    return {"symbol": inst.id, "category": "linear", "list": rows}
+
+
 def funding_history(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
     """GET /v5/market/funding/history?category&symbol&startTime&endTime&limit, newest first.
 
@@ -507,5 +602,6 @@ def register(app: web.Application, sim: ExchangeSimulator) -> None:
     app.router.add_get("/v5/market/instruments-info", route(instruments_info))
     app.router.add_get("/v5/market/tickers", route(tickers))
     app.router.add_get("/v5/market/open-interest", route(open_interest))
+    app.router.add_get("/v5/market/mark-price-kline", route(mark_price_kline))
     app.router.add_get("/v5/market/funding/history", route(funding_history))
     register_ws(app, sim)
