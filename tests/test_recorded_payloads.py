@@ -2,8 +2,8 @@
 and ccxt's recorded responses (tests/fixtures/; sources in tests/fixtures/SOURCES.md).
 
 REST bodies go through the real ccxt first, as in production: a ccxt exchange whose HTTP layer (`fetch`) answers
-from the recorded bodies (a recorded-transport fake below ccxt; nothing of ours is mocked). Websocket messages
-go to our raw-message parser as ccxt.pro receives them. Values are asserted as the exchange means them: base
+from the recorded bodies (tests/fake_transport.py, a recorded-transport fake below ccxt; nothing of ours is
+mocked). Websocket messages go to our raw-message parser as ccxt.pro receives them. Values are asserted as the exchange means them: base
 units, quote-currency values, the side of the liquidated position, exchange times in nanoseconds.
 """
 
@@ -30,6 +30,7 @@ from ccxt_pipeline.parsers.open_interest import (
 )
 from ccxt_pipeline.timeutil import NS_PER_MS
 from ccxt_pipeline.venues import VENUES, RawHistory
+from tests.fake_transport import RecordedTransport
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECEIVED = 1_739_700_000_000_000_000
@@ -55,11 +56,7 @@ def offline(name: str, answer: Answer) -> Any:
     from recorded bodies: `answer(url, json_body)` returns the decoded body ccxt would have received."""
     venue = VENUES[name]
     exchange = getattr(ccxt, venue.ccxt_id)({**venue.ccxt_options, "enableRateLimit": False})
-
-    def fetch(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-        return answer(url, json.loads(body) if body else None)
-
-    exchange.fetch = fetch
+    RecordedTransport(lambda request: answer(request.url, request.json)).install(exchange)
     exchange.load_markets()
     return exchange
 

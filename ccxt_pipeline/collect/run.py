@@ -32,7 +32,7 @@ from ccxt_pipeline.collect.history import History, Stored
 from ccxt_pipeline.collect.open_interest import NO_HISTORY, current_open_interest, open_interest_history
 from ccxt_pipeline.collect.plan import Range
 from ccxt_pipeline.errors import ExchangeError, PipelineError, SymbolError
-from ccxt_pipeline.exchanges.client import ExchangeClient
+from ccxt_pipeline.exchanges.client import ClientFactory, ExchangeClient
 from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.instruments import Instrument, resolve, resolve_many
 from ccxt_pipeline.models import CoverageGap, Record
@@ -150,15 +150,20 @@ class Exchanges:
 
 @contextlib.asynccontextmanager
 async def open_exchanges(
-    settings: Settings, names: Sequence[str], policy: RetryPolicy | None = None
+    settings: Settings,
+    names: Sequence[str],
+    policy: RetryPolicy | None = None,
+    *,
+    clients: ClientFactory = ExchangeClient,
 ) -> AsyncIterator[Exchanges]:
-    """Start opening every exchange at once; on exit, stop what is still opening and close every client."""
+    """Start opening every exchange at once; on exit, stop what is still opening and close every client.
+    `clients` builds each client (tests give one whose HTTP layer is a recorded transport)."""
     policy = policy or RetryPolicy.from_settings(settings.retry)
     errors: dict[str, str] = {}
     async with contextlib.AsyncExitStack() as stack:
 
         async def open_one(name: str) -> ExchangeClient | None:
-            client = ExchangeClient(name, settings.exchanges.get(name) or ExchangeSettings(), policy)
+            client = clients(name, settings.exchanges.get(name) or ExchangeSettings(), policy)
             try:
                 return await stack.enter_async_context(client)
             except ExchangeError as exc:
@@ -181,11 +186,12 @@ async def run_fetch(
     progress: Progress | None = None,
     policy: RetryPolicy | None = None,
     clock: Callable[[], int] = now_ns,
+    clients: ClientFactory = ExchangeClient,
 ) -> FetchReport:
     """Fetch current values or history for `request`, store them (unless `store` is off) and report."""
     names = check_request(settings, request, clock())
     writer = CatalogWriter(settings.catalog_path) if request.store else None
-    async with open_exchanges(settings, names, policy) as exchanges:
+    async with open_exchanges(settings, names, policy, clients=clients) as exchanges:
         return await fetch_on(exchanges, request, writer, progress=progress, clock=clock)
 
 

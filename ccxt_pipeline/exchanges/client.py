@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import ccxt
 import ccxt.pro
@@ -217,3 +217,19 @@ class ExchangeClient:
             why = "temporary failure"
         last = str(error).removeprefix(f"{self.name}: ")
         log.warning("%s: waiting %.0fs before trying again: %s; %s", self.name, seconds, why, last)
+
+
+class ClientFactory(Protocol):
+    """What builds the client of one exchange: `ExchangeClient` itself, or in tests one whose ccxt HTTP layer
+    answers from recorded bodies. Collection (`collect.run.open_exchanges`) and streams
+    (`stream.source.run_source`) take their clients from one."""
+
+    def __call__(
+        self,
+        name: str,
+        settings: ExchangeSettings | None = None,
+        policy: RetryPolicy | None = None,
+        *,
+        subclass: Callable[[type[Any]], type[Any]] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> ExchangeClient: ...

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ccxt_pipeline.errors import ExchangeError
-from ccxt_pipeline.exchanges.client import ExchangeClient
+from ccxt_pipeline.exchanges.client import ClientFactory, ExchangeClient
 from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.instruments import Instrument, listed_instrument
 from ccxt_pipeline.settings import ExchangeSettings, StreamSettings
@@ -42,16 +42,17 @@ async def run_source(
     policy: RetryPolicy,
     instruments: Sequence[Instrument] | None,
     stop: asyncio.Event,
+    *,
+    clients: ClientFactory = ExchangeClient,
 ) -> None:
-    """Stream until `stop`: `instruments`, or the whole market when None."""
+    """Stream until `stop`: `instruments`, or the whole market when None. `clients` builds the client of
+    each connection (tests give one whose HTTP layer is a recorded transport)."""
     health = tap.health
     keepalive_ms = max(1000, int(stream_settings.stale_seconds * 1000 / 2))
     config = {"streaming": {"keepAlive": keepalive_ms, "maxPingPongMisses": 2}}
     opening_attempt = 0
     while not stop.is_set():
-        client = ExchangeClient(
-            tap.venue.name, exchange_settings, policy, subclass=tapped(tap), config=config
-        )
+        client = clients(tap.venue.name, exchange_settings, policy, subclass=tapped(tap), config=config)
         try:
             await client.call("load_markets")
         except ExchangeError as exc:  # markets would not load (after retries): try again later, for ever
