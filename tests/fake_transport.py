@@ -117,10 +117,13 @@ class RecordedTransport:
         self.handler = handler
         self.requests: list[Request] = []
         self.unanswered: list[Request] = []
+        self.exchanges: list[Any] = []
+        """Every ccxt exchange the transport was installed on, in order."""
         self._lock = threading.Lock()
 
     def install(self, exchange: Any) -> Any:
         """Replace `exchange.fetch` (async or sync ccxt class) with this transport; returns `exchange`."""
+        self.exchanges.append(exchange)
         if inspect.iscoroutinefunction(exchange.fetch):
 
             async def fetch_async(

@@ -1,4 +1,5 @@
-"""Collection and streams through the client seam: the real ccxt and our whole stack, no sockets, no sleeps.
+"""Collection, stream sources and the daemon's client pool through the client seam: the real ccxt and our whole
+stack, no sockets, no sleeps.
 
 Clients come from `tests.fake_transport.client_factory`: real `ExchangeClient`s whose ccxt HTTP layer answers
 from the recorded bodies in tests/fixtures/ (markets) and from rows shaped exactly like the exchanges'
@@ -427,7 +428,7 @@ async def test_a_full_disk_during_a_fetch_is_one_line_and_the_rerun_stores_every
     (binance,) = report.exchanges
     assert binance.error is not None
     assert "\n" not in binance.error
-    assert "No space left on device" in binance.error or "disk full" in binance.error
+    assert binance.error.startswith("cannot write the catalog (No space left on device): "), binance.error
     assert stored(settings) == []
     full[0] = False
     again = await fetch(settings, venues, DataType.OPEN_INTEREST, start, end)
@@ -488,3 +489,38 @@ async def test_stream_source_with_no_listed_instrument_opens_no_socket(venues: E
     assert [r.path for r in venues.transport.requests] == ["/v5/market/instruments-info"] * len(
         venues.transport.requests
     )
+
+
+# --- the daemon's client pool -------------------------------------------------------------------------------
+
+
+async def test_client_pool_heals_an_exchange_that_was_down_and_closes_a_generation_after_its_last_job(
+    settings: Settings, venues: Exchanges, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ccxt_pipeline.daemon import pool as pool_module
+    from ccxt_pipeline.daemon.pool import ClientPool
+
+    venues.faults.append(lambda r: Response("", 503) if r.path == "/fapi/v1/exchangeInfo" else None)
+    pool = ClientPool(settings, ["binance", "bybit"], clients=client_factory(venues.transport))
+    try:
+        async with pool.use() as first:
+            assert await first.client("binance") is None
+            assert "gave up after" in first.errors["binance"]
+            bybit = await first.client("bybit")
+            assert bybit is not None
+            await pool.heal()  # within a minute of opening: nothing is reopened
+            assert pool.recycled == 0
+            venues.faults.clear()  # Binance is back
+            monkeypatch.setattr(pool_module, "_HEAL_EVERY_S", 0.0)
+            await pool.heal()
+            assert pool.recycled == 1
+            # The job still running keeps its generation, open, until it is done.
+            assert not bybit.exchange.closed_by_user
+            await bybit.call("load_markets", True)
+        assert bybit.exchange.closed_by_user  # its last job left: closed
+        async with pool.use() as second:
+            assert await second.client("binance") is not None
+            assert second.errors == {}
+    finally:
+        await pool.close()
+    assert all(e.closed_by_user for e in venues.transport.exchanges)

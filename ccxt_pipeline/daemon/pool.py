@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from ccxt_pipeline.collect.run import Exchanges, open_exchanges
+from ccxt_pipeline.exchanges.client import ClientFactory, ExchangeClient
 from ccxt_pipeline.settings import Settings
 
 _HEAL_EVERY_S = 60.0
@@ -28,15 +29,20 @@ class _Generation:
 
 
 class ClientPool:
-    def __init__(self, settings: Settings, names: Sequence[str]) -> None:
+    def __init__(
+        self, settings: Settings, names: Sequence[str], *, clients: ClientFactory = ExchangeClient
+    ) -> None:
         self.settings = settings
         self.names = list(names)
+        self.clients = clients
         self._current: _Generation | None = None
         self.recycled = 0
 
     async def _open(self) -> _Generation:
         stack = contextlib.AsyncExitStack()
-        exchanges = await stack.enter_async_context(open_exchanges(self.settings, self.names))
+        exchanges = await stack.enter_async_context(
+            open_exchanges(self.settings, self.names, clients=self.clients)
+        )
         return _Generation(exchanges, stack)
 
     @contextlib.asynccontextmanager
