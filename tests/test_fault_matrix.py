@@ -10,8 +10,13 @@ and the CLI's wall clock (`time.time_ns`, which `--from 30d`, the Binance 30-day
 (`tests.test_retry.VirtualClock`), so a `Retry-After` costs nothing; the retry settings are the project's
 defaults (6 tries), not the fast test ones, so what is shown is what a user gets.
 
-A run that still ends with holes may be rerun (that is what a user does: "a rerun fetches what is missing");
-each test asserts how many runs it took, and that it was one.
+Measured (2-core machine): every kind alone and all kinds mixed end in the clean catalog; a run that ends with
+holes (exit 1, one line per exchange saying a rerun fetches what is missing) is what happens when one request
+draws 6 faults in a row (`RUNS_NEEDED`), and one rerun, under the same faults, completes it. Each test asserts
+how many runs it took (at most 2) and prints the runs, requests and faults.
+
+Known gap (`test_a_candle_page_that_gives_up_is_filled_by_a_rerun`, xfail): a Bybit mark-price candle page
+that gives up leaves the rows' `open_interest_value` empty for good.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ HISTORY_ENDPOINTS: Endpoints = (  # (exchange, substring of the path or Hyperliq
     ("binance", "/futures/data/openInterestHist"),
     ("binance", "/fapi/v1/fundingRate"),
     ("bybit", "/v5/market/open-interest"),
+    ("bybit", "/v5/market/mark-price-kline"),  # the value of Bybit's open-interest rows
     ("bybit", "/v5/market/funding/history"),
     ("hyperliquid", "info:fundingHistory"),
 )
@@ -223,3 +229,28 @@ def test_every_fault_kind_mixed_on_every_endpoint_ends_in_the_clean_catalog(worl
     figures = faulty_runs(world, "mixed-everywhere", FAILURE_KINDS, seed=199, endpoints=EVERY_ENDPOINT)
     assert all(n > 0 for n in figures["faults"].values()), figures
     assert max(figures["runs"].values()) <= RUNS_NEEDED, figures
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: Bybit open-interest rows whose mark-price candle page gave up are stored with an empty "
+    "open_interest_value (exit 0, a note), and a rerun neither asks again nor could replace them (the stored "
+    "copy wins a merge); at 30% faults a candle page gives up with 0.3**6 = 0.07%",
+)
+def test_a_candle_page_that_gives_up_is_filled_by_a_rerun(world: World) -> None:
+    sim = world.sim
+    sim.clear_failures()
+    rule = sim.add_failure(
+        FailureRule(kind="http_503", exchange="bybit", match="/v5/market/mark-price-kline")
+    )
+    path = config(sim, world.tmp / "candles-gave-up")
+    command = ("fetch-oi", "BTCUSDT-PERP", "-e", "bybit", "--from", "30d")
+    first = run(path, command)
+    assert first.exit_code in (0, 1), first.stdout + first.stderr
+    assert rule.fired > 0
+    sim.clear_failures()  # the exchange is back: the user reruns
+    again = run(path, command)
+    assert again.exit_code == 0, again.stdout + again.stderr
+    key = f"{OPEN_INTEREST.name}/BTCUSDT-LINEAR.BYBIT"
+    got = snapshot(path.parent / "catalog")[key]
+    assert [r["open_interest_value"] for r in got] == [r["open_interest_value"] for r in world.clean[key]]
