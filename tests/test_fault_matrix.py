@@ -130,6 +130,8 @@ def world(frozen_time: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         for command in COMMANDS:
             result = run(path, command)
             assert result.exit_code == 0, result.stdout + result.stderr
+        clean = {f"{ex}:{m}": sim.count(ex, m or "") for ex, m in HISTORY_ENDPOINTS}
+        print(f"\nfault matrix clean run: {sum(clean.values())} history requests {clean}")
         yield World(sim, snapshot(path.parent / "catalog"), tmp)
 
 
@@ -178,8 +180,8 @@ def faulty_runs(
             runs[command[0]] = n
             if result.exit_code == 0:
                 break
-            # Partial: the one-line report of what failed, and that a rerun fetches it.
-            assert result.exit_code == 1, result.stdout + result.stderr
+            # Partial (1), or nothing done (3: every exchange failed): one line per exchange that failed.
+            assert result.exit_code in (1, 3), result.stdout + result.stderr
             failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
             assert failed, result.stderr
             for line in failed:  # one line per exchange: a temporary error that outlasted its tries
