@@ -147,16 +147,28 @@ async def _watch_until_stop(
 
 
 async def _watchdog(exchange: Any, tap: Tap, stale_seconds: float) -> None:
-    """Raise StaleConnection when a connected socket has shown no frame and no pong for `stale_seconds`."""
+    """Raise StaleConnection when a connected socket has shown no frame and no pong for `stale_seconds`, or
+    when no socket has been connected for `stale_seconds`: ccxt does not always reject a pending watch when
+    its socket closes while it is (re)connecting, and a watch left pending would wait forever."""
+    down_since: int | None = tap.clock()
     while True:
         await asyncio.sleep(min(1.0, stale_seconds / 4))
-        health = tap.health
+        health, now = tap.health, tap.clock()
         if not health.connected:
+            down_since = down_since or now
+            if now - down_since > stale_seconds * NS_PER_SECOND:
+                await _close_all(exchange)
+                raise StaleConnection(f"not connected for {stale_seconds:.0f}s")
             continue
+        down_since = None
         pongs = [getattr(c, "lastPong", None) or 0 for c in list(getattr(exchange, "clients", {}).values())]
         alive = max(health.last_frame_ns or 0, health.connected_at_ns or 0, max(pongs, default=0) * NS_PER_MS)
-        if tap.clock() - alive > stale_seconds * NS_PER_SECOND:
-            for ws in list(exchange.clients.values()):
-                with contextlib.suppress(Exception):
-                    await ws.close()
+        if now - alive > stale_seconds * NS_PER_SECOND:
+            await _close_all(exchange)
             raise StaleConnection(f"no frame and no pong for {stale_seconds:.0f}s")
+
+
+async def _close_all(exchange: Any) -> None:
+    for ws in list(getattr(exchange, "clients", {}).values()):
+        with contextlib.suppress(Exception):
+            await ws.close()
