@@ -167,7 +167,8 @@ def faulty_runs(
     seed: int,
     endpoints: Endpoints = HISTORY_ENDPOINTS,
 ) -> dict[str, Any]:
-    """Each command, rerun until the catalog equals the clean one (at most MAX_RUNS in all)."""
+    """Each command under `kinds` faults, rerun until it exits 0 (at most MAX_RUNS runs); then the catalog
+    must equal the clean one. Returns the runs each command took, the requests and the faults injected."""
     sim = world.sim
     sim.clear_failures()
     sim.reset_counters()
@@ -186,7 +187,7 @@ def faulty_runs(
             assert failed, result.stderr
             for line in failed:  # one line per exchange: a temporary error that outlasted its tries
                 assert "gave up after 6 tries" in line, line
-                print(f"\n{name} {command[0]} run {n}: exit 1: {line}")
+                print(f"\n{name} {command[0]} run {n}: exit {result.exit_code}: {line}")
     sim.clear_failures()
     got = snapshot(path.parent / "catalog")
     assert_catalog_invariants(path.parent / "catalog")
