@@ -192,17 +192,26 @@ def test_fetch_oi_history_values_are_amount_times_mark(
     assert after.column("open_interest_value").null_count == 0
 
 
-def test_missing_marks_leave_values_empty_and_say_so(
+def test_missing_marks_leave_a_hole_the_rerun_fills(
     cli: Any, config_file: Path, sim: ExchangeSimulator
 ) -> None:
-    sim.add_failure(FailureRule(kind="http_500", exchange="bybit", match="mark-price-kline"))
+    """A row is never stored without its value (stored rows are never rewritten, so it would stay empty):
+    while the candles fail, the open interest of those windows is not stored either, the run says so in one
+    line and exits non-zero, and the rerun stores every point with its value."""
+    rule = sim.add_failure(FailureRule(kind="http_500", exchange="bybit", match="mark-price-kline"))
     result = cli("fetch-oi", "BTCUSDT-PERP", "-e", "bybit", "--from", "1d")
-    assert result.exit_code == 0, result.output + result.stderr
-    assert "mark prices unavailable" in result.stderr + result.output
+    assert result.exit_code != 0, result.output + result.stderr
+    assert "rerun fetches what is missing" in result.stderr + result.output
+    assert "Traceback" not in result.stderr + result.output
+    assert rule.fired > 0
+    assert bybit_table(config_file).num_rows == 0
+    sim.clear_failures()
+    again = cli("fetch-oi", "BTCUSDT-PERP", "-e", "bybit", "--from", "1d")
+    assert again.exit_code == 0, again.output + again.stderr
     table = bybit_table(config_file)
     assert table.num_rows >= 24 * 12
     ts = table.column("ts_init").to_pylist()
     assert table.column("open_interest").to_pylist() == [
         data.open_interest("bybit", "BTCUSDT", t // NS_PER_MS, sim.seed) for t in ts
     ]
-    assert table.column("open_interest_value").null_count == table.num_rows  # empty, never wrong
+    assert table.column("open_interest_value").null_count == 0

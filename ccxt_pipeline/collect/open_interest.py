@@ -164,12 +164,23 @@ async def open_interest_history(
         for row in done.rows:
             ts = ts_of(row)
             if ts % step == 0 and ts not in seen:  # only points on the period's grid, once each
-                seen.add(ts)
                 on_grid.append(row)
+        prices = None
+        if marks is not None and on_grid:
+            try:
+                prices = await marks.covering(done.window)
+            except ExchangeError as exc:
+                # Stored rows are never rewritten, so a row stored without its value would keep it empty
+                # for good: the window stays a hole that the rerun fetches whole, like a failed page.
+                out.failed.append(done.window)
+                out.error = exc
+                if hooks is not None:
+                    hooks.advance(0)
+                return
+        seen.update(ts_of(row) for row in on_grid)
         if raw is None:
             table = open_interest_history_table(on_grid, inst)
         else:
-            prices = await marks.covering(done.window) if marks is not None and on_grid else None
             table = open_interest_history_table(
                 on_grid, inst, fields=raw.fields, time_field=raw.time_field, marks=prices
             )
@@ -180,7 +191,7 @@ async def open_interest_history(
     if hooks is not None:
         hooks.plan(len(windows))
     # Started before the open-interest pages so that they are first in line for the client's slots.
-    marks = _MarkPrices(client, kline, market_id, period, step, ranges, inst, out) if kline else None
+    marks = _MarkPrices(client, kline, market_id, period, step, ranges) if kline else None
     try:
         await fetch_each(fetch, windows, ts_of, step, on_window)
     finally:
@@ -211,17 +222,12 @@ class _MarkPrices:
         period: str,
         step: int,
         ranges: list[Range],
-        inst: Instrument,
-        out: History,
     ) -> None:
         self._client = client
         self._kline = kline
         self._market_id = market_id
         self._interval = kline.interval_names[period]
         self._step = step
-        self._inst = inst
-        self._out = out
-        self._noted = False
         windows = [w for r in ranges for w in grid_windows(r, step, kline.limit)]
         self._tasks = [(w, asyncio.ensure_future(self._window(w))) for w in windows]
 
@@ -250,21 +256,13 @@ class _MarkPrices:
         return mark_opens(rows, time_index=k.time_index, open_index=k.open_index)
 
     async def covering(self, window: Range) -> dict[int, float]:
-        """Candle start (ms) -> mark price, for every candle window overlapping `window`; a candle window
-        that failed for good contributes nothing (its points keep an empty value), noted once."""
+        """Candle start (ms) -> mark price, for every candle window overlapping `window`; raises the
+        ExchangeError of a candle window that failed for good."""
         prices: dict[int, float] = {}
         for w, task in self._tasks:
             if w.end < window.start or w.start > window.end:
                 continue
-            try:
-                prices.update(await asyncio.shield(task))
-            except ExchangeError as exc:
-                if not self._noted:
-                    self._noted = True
-                    self._out.notes.append(
-                        f"{self._client.name} {self._inst.instrument_id}: mark prices unavailable for part "
-                        f"of the range ({exc}); open_interest_value left empty there"
-                    )
+            prices.update(await asyncio.shield(task))
         return prices
 
     async def close(self) -> None:
