@@ -6,6 +6,7 @@ traceback for these.
 
     PipelineError
     ├── ConfigError          settings file, environment or flags are wrong
+    ├── InputError           a value given to the library (a time, a duration, a period) is wrong; names it
     ├── UnknownExchangeError an exchange name we do not know or do not support
     ├── SymbolError          a symbol we cannot resolve to an instrument
     ├── RecordError          a record failed validation (names the field and the raw value)
@@ -25,6 +26,16 @@ class PipelineError(Exception):
 
 class ConfigError(PipelineError):
     """Settings are wrong: an unknown key, a wrongly typed value, an unreadable file."""
+
+
+class InputError(PipelineError, ValueError):
+    """A value the caller gave is wrong. The message names the value in the library's words ("the start time
+    2030-01-01T00:00:00Z is in the future"); `subject` says which value it is (`start`, `end`, `duration`,
+    `period`), so a front end can add its own name for it (the CLI prints `--from: ...`)."""
+
+    def __init__(self, subject: str, message: str) -> None:
+        super().__init__(message)
+        self.subject = subject
 
 
 class UnknownExchangeError(PipelineError):

@@ -237,8 +237,11 @@ def test_an_exchange_that_always_fails_does_not_stop_the_others(
         (("fetch-oi", "XYZUSDT-PERP"), "XYZUSDT-PERP"),
         (("fetch-oi", "BTCUSDT-PERP", "-e", "kraken"), "unknown exchange 'kraken'"),
         (("fetch-oi", "BTCUSDT-PERP", "-e", "hyperliquid", "--from", "2d"), "keeps no open-interest history"),
-        (("fetch-oi", "BTCUSDT-PERP", "--from", "2d", "--to", "3d"), "--to is before --from"),
-        (("fetch-funding", "BTCUSDT-PERP", "--from", "2099-01-01"), "--from is in the future"),
+        (("fetch-oi", "BTCUSDT-PERP", "--from", "2d", "--to", "3d"), "--to: the end time "),
+        (
+            ("fetch-funding", "BTCUSDT-PERP", "--from", "2099-01-01"),
+            "--from: the start time 2099-01-01T00:00:00Z is in the future",
+        ),
         (("fetch-oi", "BTCUSDT-PERP", "--from", "2d", "--period", "7m"), "--period"),
         (("fetch-oi", "BTCUSDT-PERP", "-e", "bybit", "--from", "2d", "--period", "2h"), "bybit has no 2h"),
         (("fetch-oi", "BTCUSDT-PERP", "--from", "someday"), "cannot read time 'someday'"),

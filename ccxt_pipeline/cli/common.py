@@ -20,7 +20,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from ccxt_pipeline.errors import PipelineError
+from ccxt_pipeline.errors import InputError, PipelineError
 from ccxt_pipeline.logs import configure_logging
 from ccxt_pipeline.settings import Settings, load_settings
 
@@ -83,6 +83,16 @@ def fail(message: str, code: Exit = Exit.BAD_INPUT) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+FLAGS = {"start": "--from", "end": "--to", "period": "--period", "duration": "--duration"}
+"""The option that gives each value the library names in an InputError (`subject`)."""
+
+
+def render(exc: PipelineError) -> str:
+    """The library's one line, led by the option it concerns: `--from: the start time ... is in the future`."""
+    flag = FLAGS.get(exc.subject) if isinstance(exc, InputError) else None
+    return f"{flag}: {exc}" if flag else str(exc)
+
+
 def guarded(func: Callable[P, T]) -> Callable[P, T]:
     """Turn the library's own errors into one line on stderr and exit code 2, never a traceback."""
 
@@ -91,7 +101,7 @@ def guarded(func: Callable[P, T]) -> Callable[P, T]:
         try:
             return func(*args, **kwargs)
         except PipelineError as exc:
-            raise fail(str(exc)) from None
+            raise fail(render(exc)) from None
 
     return wrapper
 

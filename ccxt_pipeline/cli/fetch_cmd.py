@@ -27,7 +27,7 @@ from ccxt_pipeline.collect import run
 from ccxt_pipeline.collect.run import DataType, ExchangeReport, FetchReport, FetchRequest, run_fetch
 from ccxt_pipeline.errors import PipelineError
 from ccxt_pipeline.models import FundingRateEstimate, OpenInterest
-from ccxt_pipeline.timeutil import PERIODS_NS, now_ns, ns_to_iso, parse_when
+from ccxt_pipeline.timeutil import PERIODS_NS, now_ns, ns_to_iso, parse_period, parse_when
 
 SymbolsArg = Annotated[
     list[str],
@@ -37,7 +37,7 @@ FromOption = Annotated[
     str | None,
     typer.Option(
         "--from",
-        help="Backfill history from WHEN: 2025-01-01, an ISO time, or 30d / 12h before now.",
+        help="Backfill history from WHEN: 2025-01-01, an ISO time, or a duration before now (30d, 12h, 90m).",
         show_default=False,
     ),
 ]
@@ -119,13 +119,11 @@ def _run(
 ) -> None:
     settings = load(config, catalog)
     now = now_ns()
-    try:
-        start = parse_when(from_, now) if from_ else None
-        end = parse_when(to, now) if to else None
-    except ValueError as exc:
-        raise PipelineError(str(exc)) from None
+    start = parse_when(from_, now, "start") if from_ is not None else None
+    end = parse_when(to, now, "end") if to is not None else None
     if end is not None and start is None:
         raise PipelineError("--to needs --from")
+    period = parse_period(period)  # the duration grammar: `60m` is `1h`
     request = FetchRequest(data, symbols, exchanges or (), start, end, period, store=not no_store)
     if start is None or json_out:
         report = asyncio.run(run_fetch(settings, request))

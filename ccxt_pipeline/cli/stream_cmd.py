@@ -23,10 +23,10 @@ from ccxt_pipeline.cli.common import (
     guarded,
     load,
 )
-from ccxt_pipeline.errors import PipelineError
+from ccxt_pipeline.errors import InputError
 from ccxt_pipeline.models import Liquidation, Record
 from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest, StreamSummary
-from ccxt_pipeline.timeutil import now_ns, ns_to_iso
+from ccxt_pipeline.timeutil import NS_PER_SECOND, now_ns, ns_to_iso, parse_duration
 
 
 @guarded
@@ -46,7 +46,7 @@ def stream_liquidations(
         str | None,
         typer.Option(
             "--duration",
-            help="Stop after this long: 90s, 10m, 2h (default: until Ctrl-C).",
+            help="Stop after this long: 90s, 10m, 2.5h, 1d (default: until Ctrl-C).",
             show_default=False,
         ),
     ] = None,
@@ -66,7 +66,7 @@ def stream_liquidations(
       ccxt-cli stream-liquidations --all -e binance --duration 10m --json
     """
     settings = load(config, catalog)
-    seconds = _duration(duration) if duration else None
+    seconds = _seconds(duration) if duration is not None else None
     request = StreamRequest(symbols or (), exchange or (), all_market, seconds, store=not no_store)
     stream = LiquidationStream(settings, request, on_records=_printer(json_out))
     for note in stream.notes:
@@ -150,12 +150,12 @@ def _print_summary(summary: StreamSummary) -> None:
         err.print(f"{summary.dropped_events} events dropped while the catalog could not be written (gaps)")
 
 
-def _duration(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    value = text.strip()
-    if len(value) < 2 or value[-1] not in units or not value[:-1].replace(".", "", 1).isdigit():
-        raise PipelineError(f"--duration: cannot read {text!r}; use a number and a unit: 90s, 10m, 2h")
-    return float(value[:-1]) * units[value[-1]]
+def _seconds(text: str) -> float:
+    """`--duration`, in the one duration grammar (timeutil.parse_duration); zero would stream nothing."""
+    ns = parse_duration(text, "duration")
+    if ns == 0:
+        raise InputError("duration", f"duration {text!r} is zero: streaming would stop at once")
+    return ns / NS_PER_SECOND
 
 
 __all__ = ["stream_liquidations"]

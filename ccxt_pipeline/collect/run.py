@@ -31,13 +31,13 @@ from ccxt_pipeline.collect.funding import current_funding, funding_history
 from ccxt_pipeline.collect.history import History, Stored
 from ccxt_pipeline.collect.open_interest import NO_HISTORY, current_open_interest, open_interest_history
 from ccxt_pipeline.collect.plan import Range
-from ccxt_pipeline.errors import ExchangeError, PipelineError, SymbolError
+from ccxt_pipeline.errors import ExchangeError, InputError, PipelineError, SymbolError
 from ccxt_pipeline.exchanges.client import ClientFactory, ExchangeClient
 from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.instruments import Instrument, resolve, resolve_many
 from ccxt_pipeline.models import CoverageGap, Record
 from ccxt_pipeline.settings import ExchangeSettings, Settings
-from ccxt_pipeline.timeutil import NS_PER_MINUTE, PERIODS_NS, now_ns
+from ccxt_pipeline.timeutil import NS_PER_MINUTE, PERIODS_NS, describe_ns, now_ns
 from ccxt_pipeline.venues import get_venue
 
 SNAPSHOT_BUCKET_NS = 10 * NS_PER_MINUTE
@@ -102,14 +102,17 @@ def check_request(settings: Settings, request: FetchRequest, now: int) -> list[s
     )
     names = list(dict.fromkeys(names))
     if not names:
-        raise PipelineError("no exchange selected: enable one in settings or pass -e NAME")
+        raise PipelineError("no exchange selected: enable one in settings or name one")
     resolve_many(request.symbols, names)  # syntax, before any request
     if request.start is not None:
         end = request.end if request.end is not None else now
         if request.start > now:
-            raise PipelineError("--from is in the future")
+            raise InputError("start", f"the start time {describe_ns(request.start)} is in the future")
         if end < request.start:
-            raise PipelineError("--to is before --from")
+            raise InputError(
+                "end",
+                f"the end time {describe_ns(end)} is before the start time {describe_ns(request.start)}",
+            )
         if request.data is DataType.OPEN_INTEREST:
             _check_period(names, request.period)
     return names
@@ -117,15 +120,16 @@ def check_request(settings: Settings, request: FetchRequest, now: int) -> list[s
 
 def _check_period(names: list[str], period: str) -> None:
     if period not in PERIODS_NS:
-        raise PipelineError(f"--period: unknown period {period!r} (periods: {', '.join(PERIODS_NS)})")
+        raise InputError("period", f"unknown period {period!r} (periods: {', '.join(PERIODS_NS)})")
     with_history = [get_venue(n) for n in names if get_venue(n).oi_history_periods]
     if not with_history:
         raise PipelineError(f"{', '.join(names)}: {NO_HISTORY}")
     for venue in with_history:
         if period not in venue.oi_history_periods:
-            raise PipelineError(
-                f"--period: {venue.name} has no {period} open-interest history "
-                f"(periods: {', '.join(venue.oi_history_periods)})"
+            raise InputError(
+                "period",
+                f"{venue.name} has no {period} open-interest history "
+                f"(periods: {', '.join(venue.oi_history_periods)})",
             )
 
 
