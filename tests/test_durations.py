@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from ccxt_pipeline.cli import app
 from ccxt_pipeline.collect.run import DataType, FetchRequest, check_request
-from ccxt_pipeline.errors import InputError
+from ccxt_pipeline.errors import InputError, PipelineError
 from ccxt_pipeline.settings import load_settings
+from ccxt_pipeline.stream.run import StreamRequest, plan_stream
 from ccxt_pipeline.timeutil import (
     MAX_SPAN_NS,
     MAX_TS_NS,
@@ -181,6 +182,23 @@ def test_library_errors_name_the_value_not_a_flag(tmp_path: Path) -> None:
     assert messages[1] == "the end time 2027-01-13T08:00:00Z is before the start time 2027-01-14T08:00:00Z"
 
 
+def test_stream_plan_errors_name_no_flag(tmp_path: Path) -> None:
+    settings = load_settings(None, overrides={"symbols": [], "catalog_path": tmp_path / "c"}, environ={})
+    for request, message in [
+        (
+            StreamRequest(),
+            "no symbol to stream: name symbols, ask for the whole market, or set `symbols` in settings",
+        ),
+        (
+            StreamRequest(exchanges=["bybit"], all_market=True),
+            "bybit has no all-market liquidation stream; name the symbols instead",
+        ),
+    ]:
+        with pytest.raises(PipelineError) as caught:
+            plan_stream(settings, request)
+        assert str(caught.value) == message
+
+
 def _config(tmp_path: Path) -> str:
     path = tmp_path / "ccxt_pipeline.yaml"
     path.write_text(yaml.safe_dump({"catalog_path": str(tmp_path / "catalog")}))
@@ -213,6 +231,10 @@ def _config(tmp_path: Path) -> str:
             "error: --duration: cannot read duration '10x': use a number and a unit: 90s, 10m, 2.5h, 30d, 2w",
         ),
         (
+            ("stream-liquidations", "-e", "bybit", "--all"),
+            "error: bybit has no all-market liquidation stream; name the symbols instead",
+        ),
+        (
             ("stream-liquidations", "BTCUSDT-PERP", "--duration", "0m"),
             "error: --duration: duration '0m' is zero: streaming would stop at once",
         ),
@@ -225,3 +247,13 @@ def test_the_cli_puts_the_flag_in_front_of_the_librarys_line(
     assert result.exit_code == 2
     assert [x for x in result.stderr.splitlines() if x.strip()] == [line]
     assert not (tmp_path / "catalog" / "data").exists()  # nothing written
+
+
+def test_the_cli_names_its_own_flag_when_no_symbol_is_given(tmp_path: Path) -> None:
+    config = tmp_path / "ccxt_pipeline.yaml"
+    config.write_text(yaml.safe_dump({"catalog_path": str(tmp_path / "catalog"), "symbols": []}))
+    result = CliRunner().invoke(app, ["stream-liquidations", "--config", str(config)], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert [x for x in result.stderr.splitlines() if x.strip()] == [
+        "error: no symbol to stream: name symbols, use --all, or set `symbols` in settings"
+    ]

@@ -23,7 +23,7 @@ from ccxt_pipeline.cli.common import (
     guarded,
     load,
 )
-from ccxt_pipeline.errors import InputError
+from ccxt_pipeline.errors import InputError, PipelineError
 from ccxt_pipeline.models import Liquidation, Record
 from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest, StreamSummary
 from ccxt_pipeline.timeutil import NS_PER_SECOND, now_ns, ns_to_iso, parse_duration
@@ -67,6 +67,8 @@ def stream_liquidations(
     """
     settings = load(config, catalog)
     seconds = _seconds(duration) if duration is not None else None
+    if not symbols and not all_market and not settings.symbols:  # the library's line does not know the flags
+        raise PipelineError("no symbol to stream: name symbols, use --all, or set `symbols` in settings")
     request = StreamRequest(symbols or (), exchange or (), all_market, seconds, store=not no_store)
     stream = LiquidationStream(settings, request, on_records=_printer(json_out))
     for note in stream.notes:

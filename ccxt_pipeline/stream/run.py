@@ -78,7 +78,9 @@ def plan_stream(
     names = [get_venue(e).name for e in request.exchanges] if explicit else settings.enabled_exchanges()
     symbols = list(request.symbols) or ([] if request.all_market else list(settings.symbols))
     if not symbols and not request.all_market:
-        raise PipelineError("no symbol to stream: name symbols, use --all, or set `symbols` in settings")
+        raise PipelineError(
+            "no symbol to stream: name symbols, ask for the whole market, or set `symbols` in settings"
+        )
     plan: dict[str, list[Instrument] | None] = {}
     notes: list[str] = []
     for name in dict.fromkeys(names):
@@ -87,7 +89,7 @@ def plan_stream(
         if venue.liquidations is None:
             problem = f"{name} {venue.no_liquidations_reason}"
         elif request.all_market and not request.symbols and not venue.liquidations.all_market:
-            problem = f"{name} has no all-market liquidation stream (--all); name the symbols instead"
+            problem = f"{name} has no all-market liquidation stream; name the symbols instead"
         if problem is not None:
             if explicit:
                 raise PipelineError(problem)
