@@ -58,9 +58,9 @@ def test_coverage_shows_missing_points_and_recorded_gaps(catalog: Path) -> None:
     result = run("catalog", "coverage", "--catalog", str(catalog), "--json")
     entries = {(e["type"], e["instrument_id"]): e for e in json.loads(result.stdout)}
     binance = entries[("open_interest", "BTCUSDT-PERP.BINANCE")]
-    assert len(binance["missing_5m_points"]) == 1
-    assert binance["missing_5m_points"][0]["from"].startswith("2025-01-01T00:50:00")
-    assert entries[("open_interest", "BTCUSDT-LINEAR.BYBIT")]["missing_5m_points"] == []
+    assert len(binance["missing"]) == 1
+    assert binance["missing"][0]["from"].startswith("2025-01-01T00:50:00")
+    assert entries[("open_interest", "BTCUSDT-LINEAR.BYBIT")]["missing"] == []
     assert (
         entries[("liquidation", "BTCUSDT-PERP.BINANCE")]["gaps"][0]["reason"]
         == "liquidation stream disconnected"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ccxt_pipeline.catalog import describe as _describe
 from ccxt_pipeline.catalog.files import read_data_file
 from ccxt_pipeline.catalog.layout import (
     data_file_names,
@@ -23,7 +24,14 @@ from ccxt_pipeline.catalog.layout import (
     parse_file_name,
     stamp_bounds,
 )
-from ccxt_pipeline.catalog.schema import COVERAGE_GAP, DataKind, from_table
+from ccxt_pipeline.catalog.schema import (
+    COVERAGE_GAP,
+    FUNDING_RATE,
+    LIQUIDATION,
+    OPEN_INTEREST,
+    DataKind,
+    from_table,
+)
 from ccxt_pipeline.models import Record
 from ccxt_pipeline.venues import get_venue
 
@@ -107,6 +115,19 @@ class CatalogReader:
             else:
                 out.append((f.start, f.end))
         return out
+
+    def describe(self) -> _describe.CatalogInfo:
+        """What `catalog info` shows: per type and instrument, files, rows, bytes and the first and last
+        row's `ts_init` read from the data (not the file names), and the files in quarantine."""
+        return _describe.describe(self.root)
+
+    def coverage_report(
+        self, kinds: Sequence[DataKind] = (OPEN_INTEREST, FUNDING_RATE, LIQUIDATION)
+    ) -> list[_describe.SeriesCoverage]:
+        """What `catalog coverage` shows: per series, the ranges present, the holes nobody recorded, the
+        recorded gaps and the percent covered, each type by its own period (see
+        :mod:`ccxt_pipeline.catalog.describe` and docs/catalog.md)."""
+        return _describe.coverage(self.root, kinds)
 
     def resolve_instruments(
         self,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -15,9 +16,7 @@ import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
-from ccxt_pipeline.catalog import COVERAGE_GAP, FUNDING_RATE, KINDS, LIQUIDATION, OPEN_INTEREST, CatalogReader
-from ccxt_pipeline.catalog.files import read_row_count
-from ccxt_pipeline.catalog.layout import instrument_dir, list_data_files
+from ccxt_pipeline.catalog import FUNDING_RATE, LIQUIDATION, OPEN_INTEREST, CatalogReader
 from ccxt_pipeline.catalog.maintenance import compact, verify
 from ccxt_pipeline.catalog.migrate import migrate
 from ccxt_pipeline.catalog.versions import CURRENT_VERSION
@@ -33,11 +32,9 @@ from ccxt_pipeline.cli.common import (
     out,
     print_json,
 )
-from ccxt_pipeline.collect.plan import Range, missing_grid_points
 from ccxt_pipeline.errors import PipelineError
 from ccxt_pipeline.instruments import resolve_many
-from ccxt_pipeline.models import CoverageGap
-from ccxt_pipeline.timeutil import NS_PER_MINUTE, now_ns, ns_to_iso, parse_when
+from ccxt_pipeline.timeutil import NS_PER_SECOND, now_ns, ns_to_iso, parse_when
 from ccxt_pipeline.venues import VENUES
 
 app = typer.Typer(help="Inspect, verify and compact the catalog.", no_args_is_help=True)
@@ -53,45 +50,47 @@ def _reader(config: Path | None, catalog: Path | None) -> CatalogReader:
 @app.command("info")
 @guarded
 def info(config: ConfigOption = None, catalog: CatalogOption = None, json_out: JsonOption = False) -> None:
-    """Types, instruments, rows, time ranges and bytes.
+    """Types, instruments, files, rows, the first and last row's time (read from the data) and bytes; files in
+    quarantine (not data) are named after the table.
 
     Example:  ccxt-cli catalog info --catalog data/catalog
     """
-    reader = _reader(config, catalog)
-    rows: list[dict[str, Any]] = []
-    for kind in KINDS.values():
-        for iid in reader.instruments(kind):
-            files = list_data_files(instrument_dir(reader.root, kind, iid))
-            counts = [read_row_count(f.path) for f in files]  # None: unreadable, moved to quarantine
-            files = [f for f, n in zip(files, counts, strict=True) if n is not None]
-            if not files:
-                continue
-            rows.append(
-                {
-                    "type": kind.name,
-                    "instrument_id": iid,
-                    "files": len(files),
-                    "rows": sum(n for n in counts if n is not None),
-                    "first": ns_to_iso(files[0].start),
-                    "last": ns_to_iso(files[-1].end),
-                    "bytes": sum(f.path.stat().st_size for f in files),
-                }
-            )
+    described = _reader(config, catalog).describe()
+    rows = [
+        {
+            "type": s.type,
+            "instrument_id": s.instrument_id,
+            "files": s.files,
+            "rows": s.rows,
+            "first": _iso(s.first_ns),
+            "last": _iso(s.last_ns),
+            "bytes": s.bytes,
+        }
+        for s in described.series
+    ]
+    notes = [f"quarantined (not data): {q.path}: {q.reason or 'unreadable'}" for q in described.quarantined]
     if json_out:
         print_json(rows)
+        for line in notes:  # stdout stays the list of series
+            err.print(line, markup=False)
         return
-    table = Table("type", "instrument id", "files", "rows", "first (UTC)", "last (UTC)", "bytes")
-    for r in rows:
-        table.add_row(
-            r["type"],
-            r["instrument_id"],
-            str(r["files"]),
-            f"{r['rows']:,}",
-            r["first"][:19],
-            r["last"][:19],
-            f"{r['bytes']:,}",
-        )
-    out.print(table)
+    _print_columns(
+        ["type", "instrument id", "files", "rows", "first (UTC)", "last (UTC)", "bytes"],
+        [
+            [
+                s.type,
+                s.instrument_id,
+                str(s.files),
+                f"{s.rows:,}",
+                _when(s.first_ns),
+                _when(s.last_ns),
+                f"{s.bytes:,}",
+            ]
+            for s in described.series
+        ],
+    )
+    for line in notes:
+        out.print(line, markup=False)
 
 
 @app.command("coverage")
@@ -99,65 +98,94 @@ def info(config: ConfigOption = None, catalog: CatalogOption = None, json_out: J
 def coverage(
     config: ConfigOption = None, catalog: CatalogOption = None, json_out: JsonOption = False
 ) -> None:
-    """Per type and instrument: the time ranges present and the gaps (missing 5-minute open-interest points,
-    stream outages, history the exchange could not serve).
+    """One line per type and instrument (period, first and last row, rows, recorded gaps, holes nobody
+    recorded, percent covered), then each series' timeline: ranges present, missing points (a fetch asks
+    for them again) and recorded gaps (stream outages, history the exchange could not serve).
 
     Example:  ccxt-cli catalog coverage --json
     """
-    reader = _reader(config, catalog)
-    result = []
-    gaps = [g for g in reader.query_records(COVERAGE_GAP) if isinstance(g, CoverageGap)]
-    for kind in (OPEN_INTEREST, FUNDING_RATE, LIQUIDATION):
-        for iid in reader.instruments(kind):
-            entry: dict[str, Any] = {"type": kind.name, "instrument_id": iid}
-            if kind is OPEN_INTEREST:
-                step = 5 * NS_PER_MINUTE
-                ts = [t for t in reader.query(kind, [iid]).column("ts_init").to_pylist() if t % step == 0]
-                entry["present"] = [_span(a, b) for a, b in _runs(ts, step)]
-                holes = missing_grid_points(Range(ts[0], ts[-1]), step, set(ts)) if ts else []
-                entry["missing_5m_points"] = [_span(r.start, r.end) for r in holes]
-            else:
-                entry["present"] = [_span(a, b) for a, b in reader.coverage(kind, iid)]
-            entry["gaps"] = [
-                {**_span(g.ts_event, g.end_ns), "reason": g.reason}
-                for g in gaps
-                if g.instrument_id == iid and g.data_type == kind.name
-            ]
-            result.append(entry)
-    market_gaps = [g for g in gaps if g.instrument_id.startswith("MARKET.")]
-    if market_gaps:
-        result.append(
-            {
-                "type": "liquidation",
-                "instrument_id": "(whole market)",
-                "gaps": [{**_span(g.ts_event, g.end_ns), "reason": g.reason} for g in market_gaps],
-            }
-        )
+    result = _reader(config, catalog).coverage_report()
     if json_out:
-        print_json(result)
+        print_json(
+            [
+                {
+                    "type": c.type,
+                    "instrument_id": c.instrument_id,
+                    "period": c.period,
+                    "rows": c.rows,
+                    "first": _iso(c.first_ns),
+                    "last": _iso(c.last_ns),
+                    "covered_pct": None if c.covered_pct is None else round(c.covered_pct, 3),
+                    "present": [_span(r.start, r.end) for r in c.present],
+                    "missing": [_span(r.start, r.end) for r in c.missing],
+                    "gaps": [{**_span(g.start, g.end), "reason": g.reason} for g in c.gaps],
+                }
+                for c in result
+            ]
+        )
         return
-    for e in result:
-        out.print(f"{e['type']} {e['instrument_id']}", markup=False)
-        for p in e.get("present", []):
-            out.print(f"  present  {p['from'][:19]} .. {p['to'][:19]}", markup=False)
-        for m in e.get("missing_5m_points", []):
-            out.print(f"  missing  {m['from'][:19]} .. {m['to'][:19]}", markup=False)
-        for g in e["gaps"]:
-            out.print(f"  gap      {g['from'][:19]} .. {g['to'][:19]}  {g['reason']}", markup=False)
+    _print_columns(
+        [
+            "type",
+            "instrument id",
+            "period",
+            "first (UTC)",
+            "last (UTC)",
+            "rows",
+            "gaps",
+            "missing",
+            "covered",
+        ],
+        [
+            [
+                c.type,
+                c.instrument_id,
+                c.period or "-",
+                _when(c.first_ns),
+                _when(c.last_ns),
+                f"{c.rows:,}",
+                str(len(c.gaps)),
+                str(len(c.missing)),
+                _pct(c.covered_pct),
+            ]
+            for c in result
+        ],
+    )
+    for c in result:
+        lines = [(r.start, "present", r.start, r.end, "") for r in c.present]
+        lines += [(r.start, "missing", r.start, r.end, "") for r in c.missing]
+        lines += [(g.start, "gap", g.start, g.end, "  " + g.reason) for g in c.gaps]
+        out.print(f"\n{c.type} {c.instrument_id}", markup=False)
+        for _, what, a, b, note in sorted(lines):
+            out.print(f"  {what:<8} {_when(a)} .. {_when(b)}{note}", markup=False)
 
 
 def _span(a: int, b: int) -> dict[str, str]:
     return {"from": ns_to_iso(a), "to": ns_to_iso(b)}
 
 
-def _runs(ts: list[int], step: int) -> list[tuple[int, int]]:
-    out_: list[tuple[int, int]] = []
-    for t in ts:
-        if out_ and t - out_[-1][1] <= step:
-            out_[-1] = (out_[-1][0], t)
-        else:
-            out_.append((t, t))
-    return out_
+def _iso(ns: int | None) -> str | None:
+    return None if ns is None else ns_to_iso(ns)
+
+
+def _when(ns: int | None) -> str:
+    """`2025-01-01 23:02:05` to the second, with milliseconds when the time is not a whole second."""
+    if ns is None:
+        return "-"
+    text = ns_to_iso(ns).replace("T", " ")
+    return text[:19] if ns % NS_PER_SECOND == 0 else text[:23]
+
+
+def _pct(value: float | None) -> str:
+    """Rounded down, so that a series with one point missing never shows 100.0 %."""
+    return "-" if value is None else f"{math.floor(value * 10) / 10:.1f}%"
+
+
+def _print_columns(header: list[str], rows: list[list[str]]) -> None:
+    """A plain aligned table (the same at any terminal width, so it can be read by a script or a test)."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        out.print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip(), markup=False)
 
 
 @app.command("verify")
