@@ -32,7 +32,7 @@ from ccxt_pipeline.cli.common import (
     out,
     print_json,
 )
-from ccxt_pipeline.errors import PipelineError
+from ccxt_pipeline.errors import InputError, PipelineError
 from ccxt_pipeline.instruments import resolve_many
 from ccxt_pipeline.timeutil import NS_PER_SECOND, now_ns, ns_to_iso, parse_when
 from ccxt_pipeline.venues import VENUES
@@ -343,8 +343,10 @@ def query(
     reader = _reader(config, catalog)
     now = now_ns()
     try:
-        start = parse_when(from_, now) if from_ else None
-        end = parse_when(to, now) if to else None
+        start = parse_when(from_, now, "start") if from_ else None
+        end = parse_when(to, now, "end") if to else None
+    except InputError:
+        raise  # rendered with its option's name (`--from: ...`)
     except ValueError as exc:
         raise PipelineError(str(exc)) from None
     names = [e for e in exchange] if exchange else list(VENUES)
