@@ -42,7 +42,7 @@ from ccxt_pipeline.simulator.server import FAILURE_KINDS, ExchangeSimulator, Fai
 from ccxt_pipeline.timeutil import NS_PER_MS
 from tests.catalog_checks import assert_catalog_invariants
 from tests.conftest import SimulatorThread, sim_settings
-from tests.test_retry import VirtualClock
+from tests.fake_transport import VirtualClock
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,8 @@ time instead of sleeping, so a 120 s Retry-After costs nothing and no wall clock
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +24,7 @@ from ccxt_pipeline.exchanges.retry import RetryPolicy, with_retries
 from ccxt_pipeline.simulator import data
 from ccxt_pipeline.simulator.server import ExchangeSimulator, FailureRule
 from ccxt_pipeline.timeutil import NS_PER_MS
-
-
-class VirtualClock:
-    """Monotonic time plus every second "slept"; sleeping only yields to the event loop."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return time.monotonic() + self.offset
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.offset += seconds
-        await asyncio.sleep(0)
+from tests.fake_transport import VirtualClock
 
 
 @pytest.fixture
