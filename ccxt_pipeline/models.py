@@ -152,6 +152,21 @@ class CoverageGap(Record):
     end_ns: TimestampNs
     reason: str = Field(min_length=1, max_length=200)
 
+    @classmethod
+    def between(
+        cls, exchange: str, instrument_id: str, data_type: str, start: int, end: int, reason: str
+    ) -> CoverageGap:
+        """The gap `[start, end]`, stamped at its start."""
+        return cls(
+            exchange=exchange,
+            instrument_id=instrument_id,
+            data_type=data_type,
+            ts_event=start,
+            ts_init=start,
+            end_ns=end,
+            reason=reason,
+        )
+
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.end_ns < self.ts_event:

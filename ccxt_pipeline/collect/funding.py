@@ -164,14 +164,13 @@ async def funding_history(
     last_known = known[-1][0] if known else None
     for hole in confirmed_holes(left, ranges, out.failed, last_known):
         out.gaps.append(
-            CoverageGap(
-                exchange=inst.exchange,
-                instrument_id=inst.instrument_id,
-                data_type="funding_rate",
-                ts_event=hole.start,
-                ts_init=hole.start,
-                end_ns=hole.end,
-                reason="the exchange served no settlement here",
+            CoverageGap.between(
+                inst.exchange,
+                inst.instrument_id,
+                "funding_rate",
+                hole.start,
+                hole.end,
+                "the exchange served no settlement here",
             )
         )
     return out

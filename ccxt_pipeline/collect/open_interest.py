@@ -283,12 +283,4 @@ def _clip(ranges: list[Range], inst: Instrument, earliest: int, reason: str, out
 
 
 def _gap(inst: Instrument, r: Range, reason: str) -> CoverageGap:
-    return CoverageGap(
-        exchange=inst.exchange,
-        instrument_id=inst.instrument_id,
-        data_type="open_interest",
-        ts_event=r.start,
-        ts_init=r.start,
-        end_ns=r.end,
-        reason=reason,
-    )
+    return CoverageGap.between(inst.exchange, inst.instrument_id, "open_interest", r.start, r.end, reason)

@@ -240,14 +240,13 @@ class Daemon:
                 continue
             for inst in resolve_many(self.settings.symbols, [ex.exchange]):
                 gaps.append(
-                    CoverageGap(
-                        exchange=ex.exchange,
-                        instrument_id=inst.instrument_id,
-                        data_type="open_interest",
-                        ts_event=last + 1,
-                        ts_init=last + 1,
-                        end_ns=now - 1,
-                        reason="open-interest snapshots missed (exchange unreachable) and not served as history",
+                    CoverageGap.between(
+                        ex.exchange,
+                        inst.instrument_id,
+                        "open_interest",
+                        last + 1,
+                        now - 1,
+                        "open-interest snapshots missed (exchange unreachable) and not served as history",
                     )
                 )
         if gaps:

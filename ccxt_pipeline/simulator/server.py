@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import ccxt.pro
 from aiohttp import web
@@ -52,18 +52,7 @@ FailureKind = Literal[
     "truncated",
     "short_page",
 ]
-FAILURE_KINDS: tuple[FailureKind, ...] = (
-    "http_500",
-    "http_502",
-    "http_503",
-    "http_429",
-    "http_418",
-    "server_error",
-    "timeout",
-    "malformed",
-    "truncated",
-    "short_page",
-)
+FAILURE_KINDS: tuple[FailureKind, ...] = get_args(FailureKind)
 
 CCXT_CLASSES: dict[str, str] = {"binance": "binanceusdm", "bybit": "bybit", "hyperliquid": "hyperliquid"}
 """Our exchange name -> the ccxt (and ccxt.pro) class the simulator speaks to."""
