@@ -15,10 +15,12 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from ccxt_pipeline.catalog.schema import DataKind
+from ccxt_pipeline.catalog import CatalogReader
+from ccxt_pipeline.catalog.schema import FUNDING_RATE, DataKind
 from ccxt_pipeline.collect.plan import Range
 from ccxt_pipeline.errors import ExchangeError
 from ccxt_pipeline.models import CoverageGap
+from ccxt_pipeline.timeutil import NS_PER_MINUTE
 
 CHECKPOINT_ROWS = 2_000
 CHECKPOINT_SECONDS = 2.0
@@ -93,3 +95,20 @@ class Hooks(Protocol):
     def plan(self, windows: int) -> None: ...
 
     def advance(self, rows: int) -> None: ...
+
+
+def read_stored(reader: CatalogReader | None, kind: DataKind, iid: str, start: int, end: int) -> Stored:
+    """What the catalog holds of the instrument in [start, end]: the stored times (only the `ts_init`
+    column, and for funding the intervals, of the files overlapping the range) and the recorded gaps."""
+    if reader is None:
+        return Stored()
+    columns = ("ts_init", "interval_minutes") if kind is FUNDING_RATE else ("ts_init",)
+    table = reader.read_columns(kind, iid, columns, start, end)
+    gaps = [Range(a, b) for a, b in reader.recorded_gaps(iid, kind.name, start, end)]
+    times = table.column("ts_init").to_numpy()
+    if kind is not FUNDING_RATE:
+        return Stored(times=times, gaps=gaps)
+    intervals = [
+        None if m is None else m * NS_PER_MINUTE for m in table.column("interval_minutes").to_pylist()
+    ]
+    return Stored(times=times, intervals=intervals, gaps=gaps)

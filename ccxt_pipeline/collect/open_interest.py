@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from ccxt_pipeline.catalog.schema import OPEN_INTEREST
 from ccxt_pipeline.collect.history import Checkpoints, History, Hooks, Store, Stored
-from ccxt_pipeline.collect.paging import Outcome, fetch_each, page_window
+from ccxt_pipeline.collect.paging import FetchPage, Outcome, fetch_each, page_window
 from ccxt_pipeline.collect.plan import (
     Range,
     align_down,
@@ -31,6 +33,7 @@ from ccxt_pipeline.collect.plan import (
     grid_windows,
     subtract,
 )
+from ccxt_pipeline.collect.request import NO_HISTORY
 from ccxt_pipeline.errors import ExchangeError, NotSupportedError
 from ccxt_pipeline.exchanges.client import ExchangeClient
 from ccxt_pipeline.instruments import Instrument
@@ -43,12 +46,9 @@ from ccxt_pipeline.parsers.open_interest import (
     parse_ticker_open_interest,
 )
 from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MINUTE, NS_PER_MS, PERIODS_NS, now_ns
-from ccxt_pipeline.venues import MarkKline
+from ccxt_pipeline.venues import MarkKline, RawHistory, Venue
 
 Clock = Callable[[], int]
-
-
-NO_HISTORY = "keeps no open-interest history; it accrues once the daemon records it"
 
 
 async def current_open_interest(
@@ -89,37 +89,42 @@ async def mark_prices(client: ExchangeClient, symbols: list[str]) -> dict[str, f
     return {s: positive((answer.get(s) or {}).get("markPrice")) for s in symbols}
 
 
-async def open_interest_history(
-    client: ExchangeClient,
-    inst: Instrument,
-    start: int,
-    end: int,
-    period: str,
-    stored: Stored,
-    store: Store,
-    *,
-    clock: Clock = now_ns,
-    hooks: Hooks | None = None,
-) -> History:
-    """Every `period` point in [start, end] not already stored (nor recorded as a gap), handed to `store`
-    in checkpoints as it arrives; and the gaps the exchange cannot fill."""
-    venue = client.venue
-    if not venue.oi_history_periods or not client.supports("fetchOpenInterestHistory"):
-        raise NotSupportedError(venue.name, NO_HISTORY)
+@dataclass(frozen=True)
+class OiPlan:
+    """What an open-interest history fetch asks for: the grid [start, end] of `step`, the `ranges` not
+    stored (nor recorded as gaps) that the exchange still serves, cut into page-sized `windows`; and the
+    `gaps` older than the exchange serves."""
+
+    start: int
+    end: int
+    step: int
+    ranges: list[Range]
+    windows: list[Range]
+    gaps: list[CoverageGap]
+
+
+def plan_open_interest(
+    venue: Venue, inst: Instrument, start: int, end: int, period: str, stored: Stored, now: int
+) -> OiPlan:
+    """Pure: the ranges and page windows to fetch, given what is stored and the venue's paging."""
     step = PERIODS_NS[period]
-    out = History(OPEN_INTEREST)
-    start, end = align_up(start, step), align_down(min(end, clock()), step)
+    start, end = align_up(start, step), align_down(min(end, now), step)
     ranges = subtract(grid_holes(start, end, step, stored.times), stored.gaps)
+    gaps: list[CoverageGap] = []
     if venue.oi_history_days is not None:
         # A minute's margin: the exchange measures its window when our request arrives, a moment later.
-        earliest = align_up(clock() - venue.oi_history_days * NS_PER_DAY + NS_PER_MINUTE, step)
+        earliest = align_up(now - venue.oi_history_days * NS_PER_DAY + NS_PER_MINUTE, step)
         reason = f"{venue.name} serves open-interest history for the last {venue.oi_history_days} days only"
-        ranges = _clip(ranges, inst, earliest, reason, out)
+        ranges = _clip(ranges, inst, earliest, reason, gaps)
     windows = [w for r in ranges for w in grid_windows(r, step, venue.oi_history_limit)]
-    out.windows = len(windows)
+    return OiPlan(start, end, step, ranges, windows, gaps)
 
+
+def open_interest_pages(client: ExchangeClient, inst: Instrument, period: str) -> FetchPage[dict[str, Any]]:
+    """One page of open-interest history rows for a window: through ccxt's unified method, or the venue's
+    raw endpoint (`venue.oi_history_raw`)."""
+    venue = client.venue
     raw = venue.oi_history_raw
-    time_field = raw.time_field if raw else "timestamp"
     market_id = client.market(inst.ccxt_symbol)["id"]
 
     async def fetch(w: Range) -> Sequence[dict[str, Any]]:
@@ -146,68 +151,131 @@ async def open_interest_history(
             answer = answer[key]
         return answer  # type: ignore[no-any-return]
 
+    return fetch
+
+
+def row_time(raw: RawHistory | None) -> Callable[[Mapping[str, Any]], int]:
+    """A row's time in ns, from the field the endpoint stamps it with (ms)."""
+    time_field = raw.time_field if raw else "timestamp"
+
     def ts_of(row: Mapping[str, Any]) -> int:
         return int(row[time_field]) * NS_PER_MS
 
-    seen: set[int] = set()
-    checkpoints = Checkpoints(store)
-    kline = raw.value_from_mark if raw else None
+    return ts_of
 
-    async def on_window(done: Outcome[dict[str, Any]]) -> None:
-        if done.error is not None:
-            out.failed.append(done.window)
-            out.error = done.error
-            if hooks is not None:
-                hooks.advance(0)
-            return
-        on_grid = []
-        for row in done.rows:
-            ts = ts_of(row)
-            if ts % step == 0 and ts not in seen:  # only points on the period's grid, once each
-                on_grid.append(row)
-        prices = None
-        if marks is not None and on_grid:
-            try:
-                prices = await marks.covering(done.window)
-            except ExchangeError as exc:
-                # Stored rows are never rewritten, so a row stored without its value would keep it empty
-                # for good: the window stays a hole that the rerun fetches whole, like a failed page.
-                out.failed.append(done.window)
-                out.error = exc
-                if hooks is not None:
-                    hooks.advance(0)
-                return
-        seen.update(ts_of(row) for row in on_grid)
-        if raw is None:
-            table = open_interest_history_table(on_grid, inst)
-        else:
-            table = open_interest_history_table(
-                on_grid, inst, fields=raw.fields, time_field=raw.time_field, marks=prices
-            )
-        await checkpoints.add(table)
-        if hooks is not None:
-            hooks.advance(len(on_grid))
 
+def on_grid_rows(
+    rows: Sequence[dict[str, Any]], ts_of: Callable[[Mapping[str, Any]], int], step: int, seen: set[int]
+) -> list[dict[str, Any]]:
+    """Pure: the rows on the period's grid not `seen` yet (once each, as the exchange answered)."""
+    return [row for row in rows if (ts := ts_of(row)) % step == 0 and ts not in seen]
+
+
+def oi_table(
+    rows: list[dict[str, Any]], inst: Instrument, raw: RawHistory | None, prices: dict[int, float] | None
+) -> pa.Table:
+    """Pure: the catalog table of one window's rows (valued by mark-price opens where the rows carry none)."""
+    if raw is None:
+        return open_interest_history_table(rows, inst)
+    return open_interest_history_table(rows, inst, fields=raw.fields, time_field=raw.time_field, marks=prices)
+
+
+def oi_gaps(
+    inst: Instrument, plan: OiPlan, stored: np.ndarray, seen: set[int], failed: list[Range]
+) -> list[CoverageGap]:
+    """Pure: the grid holes left after the fetch that the exchange confirmed by serving nothing there."""
+    start, end, step = plan.start, plan.end, plan.step
+    known = np.concatenate([stored, np.fromiter(seen, np.int64, len(seen))])
+    on_grid_known = known[(known >= start) & (known <= end) & (known % step == 0)]
+    last_known = int(on_grid_known.max()) if on_grid_known.size else None
+    left = grid_holes(start, end, step, on_grid_known)
+    holes = confirmed_holes(left, plan.ranges, failed, last_known)
+    return [_gap(inst, hole, "the exchange returned no data") for hole in holes]
+
+
+async def open_interest_history(
+    client: ExchangeClient,
+    inst: Instrument,
+    start: int,
+    end: int,
+    period: str,
+    stored: Stored,
+    store: Store,
+    *,
+    clock: Clock = now_ns,
+    hooks: Hooks | None = None,
+) -> History:
+    """Every `period` point in [start, end] not already stored (nor recorded as a gap), handed to `store`
+    in checkpoints as it arrives; and the gaps the exchange cannot fill."""
+    venue = client.venue
+    if not venue.oi_history_periods or not client.supports("fetchOpenInterestHistory"):
+        raise NotSupportedError(venue.name, NO_HISTORY)
+    plan = plan_open_interest(venue, inst, start, end, period, stored, clock())
+    out = History(OPEN_INTEREST, gaps=list(plan.gaps), windows=len(plan.windows))
+    fetch = open_interest_pages(client, inst, period)
+    raw = venue.oi_history_raw
     if hooks is not None:
-        hooks.plan(len(windows))
+        hooks.plan(len(plan.windows))
     # Started before the open-interest pages so that they are first in line for the client's slots.
-    marks = _MarkPrices(client, kline, market_id, period, step, ranges) if kline else None
+    kline = raw.value_from_mark if raw else None
+    market_id = client.market(inst.ccxt_symbol)["id"]
+    marks = _MarkPrices(client, kline, market_id, period, plan.step, plan.ranges) if kline else None
+    pages = _OiWindows(inst, raw, plan.step, out, Checkpoints(store), marks, hooks)
     try:
-        await fetch_each(fetch, windows, ts_of, step, on_window)
+        await fetch_each(fetch, plan.windows, pages.ts_of, plan.step, pages.on_window)
     finally:
         try:
             if marks is not None:
                 await marks.close()
         finally:
-            await checkpoints.flush()  # what arrived is kept, whatever stopped the rest
-    out.rows = checkpoints.stored
-    known = np.concatenate([stored.times, np.fromiter(seen, np.int64, len(seen))])
-    on_grid_known = known[(known >= start) & (known <= end) & (known % step == 0)]
-    last_known = int(on_grid_known.max()) if on_grid_known.size else None
-    left = grid_holes(start, end, step, on_grid_known)
-    for hole in confirmed_holes(left, ranges, out.failed, last_known):
-        out.gaps.append(_gap(inst, hole, "the exchange returned no data"))
+            await pages.checkpoints.flush()  # what arrived is kept, whatever stopped the rest
+    out.rows = pages.checkpoints.stored
+    out.gaps.extend(oi_gaps(inst, plan, stored.times, pages.seen, out.failed))
     return out
+
+
+class _OiWindows:
+    """Each window as it is done: its new rows on the grid, valued and checkpointed; or its failure."""
+
+    def __init__(
+        self,
+        inst: Instrument,
+        raw: RawHistory | None,
+        step: int,
+        out: History,
+        checkpoints: Checkpoints,
+        marks: _MarkPrices | None,
+        hooks: Hooks | None,
+    ) -> None:
+        self.inst, self.raw, self.step, self.out = inst, raw, step, out
+        self.checkpoints, self.marks, self.hooks = checkpoints, marks, hooks
+        self.ts_of = row_time(raw)
+        self.seen: set[int] = set()
+
+    def _failed(self, window: Range, error: ExchangeError) -> None:
+        self.out.failed.append(window)
+        self.out.error = error
+        if self.hooks is not None:
+            self.hooks.advance(0)
+
+    async def on_window(self, done: Outcome[dict[str, Any]]) -> None:
+        if done.error is not None:
+            self._failed(done.window, done.error)
+            return
+        on_grid = on_grid_rows(done.rows, self.ts_of, self.step, self.seen)
+        prices = None
+        if self.marks is not None and on_grid:
+            try:
+                prices = await self.marks.covering(done.window)
+            except ExchangeError as exc:
+                # Stored rows are never rewritten, so a row stored without its value would keep it empty
+                # for good: the window stays a hole that the rerun fetches whole, like a failed page.
+                self._failed(done.window, exc)
+                return
+        self.seen.update(self.ts_of(row) for row in on_grid)
+        await self.checkpoints.add(oi_table(on_grid, self.inst, self.raw, prices))
+        if self.hooks is not None:
+            self.hooks.advance(len(on_grid))
 
 
 class _MarkPrices:
@@ -271,12 +339,14 @@ class _MarkPrices:
         await asyncio.gather(*(t for _, t in self._tasks), return_exceptions=True)
 
 
-def _clip(ranges: list[Range], inst: Instrument, earliest: int, reason: str, out: History) -> list[Range]:
+def _clip(
+    ranges: list[Range], inst: Instrument, earliest: int, reason: str, gaps: list[CoverageGap]
+) -> list[Range]:
     """Drop what is older than the exchange serves, recording it as a gap."""
     kept = []
     for r in ranges:
         if r.start < earliest:
-            out.gaps.append(_gap(inst, Range(r.start, min(r.end, earliest - 1)), reason))
+            gaps.append(_gap(inst, Range(r.start, min(r.end, earliest - 1)), reason))
         if r.end >= earliest:
             kept.append(Range(max(r.start, earliest), r.end))
     return kept

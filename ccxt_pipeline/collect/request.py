@@ -1,0 +1,71 @@
+"""What a fetch asks for, and its check before any request: exchange names, symbol syntax, period, range."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ccxt_pipeline.errors import InputError, PipelineError
+from ccxt_pipeline.instruments import resolve_many
+from ccxt_pipeline.settings import Settings
+from ccxt_pipeline.timeutil import PERIODS_NS, describe_ns
+from ccxt_pipeline.venues import get_venue
+
+NO_HISTORY = "keeps no open-interest history; it accrues once the daemon records it"
+
+
+class DataType(StrEnum):
+    OPEN_INTEREST = "open_interest"
+    FUNDING = "funding"
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    data: DataType
+    symbols: Sequence[str]
+    exchanges: Sequence[str] = ()
+    """Empty: every enabled exchange in settings."""
+    start: int | None = None
+    """None: current values; else a history backfill from here."""
+    end: int | None = None
+    period: str = "5m"
+    store: bool = True
+
+
+def check_request(settings: Settings, request: FetchRequest, now: int) -> list[str]:
+    """Validate what can be validated offline; return the exchange names to use."""
+    names = (
+        [get_venue(e).name for e in request.exchanges] if request.exchanges else settings.enabled_exchanges()
+    )
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise PipelineError("no exchange selected: enable one in settings or name one")
+    resolve_many(request.symbols, names)  # syntax, before any request
+    if request.start is not None:
+        end = request.end if request.end is not None else now
+        if request.start > now:
+            raise InputError("start", f"the start time {describe_ns(request.start)} is in the future")
+        if end < request.start:
+            raise InputError(
+                "end",
+                f"the end time {describe_ns(end)} is before the start time {describe_ns(request.start)}",
+            )
+        if request.data is DataType.OPEN_INTEREST:
+            _check_period(names, request.period)
+    return names
+
+
+def _check_period(names: list[str], period: str) -> None:
+    if period not in PERIODS_NS:
+        raise InputError("period", f"unknown period {period!r} (periods: {', '.join(PERIODS_NS)})")
+    with_history = [get_venue(n) for n in names if get_venue(n).oi_history_periods]
+    if not with_history:
+        raise PipelineError(f"{', '.join(names)}: {NO_HISTORY}")
+    for venue in with_history:
+        if period not in venue.oi_history_periods:
+            raise InputError(
+                "period",
+                f"{venue.name} has no {period} open-interest history "
+                f"(periods: {', '.join(venue.oi_history_periods)})",
+            )
