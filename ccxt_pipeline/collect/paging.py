@@ -127,22 +127,13 @@ async def fetch_each(
             ready = []
             for task in sorted(done, key=index.__getitem__):
                 i = index[task]
-                exc = task.exception()
-                if exc is None:
-                    outcomes[i] = Outcome(windows[i], task.result())
-                elif isinstance(exc, ExchangeError):
+                outcomes[i] = _outcome(task, windows[i])
+                if outcomes[i].error is not None:
                     failures += 1
-                    last_error = exc
-                    outcomes[i] = Outcome(windows[i], error=exc)
-                else:
-                    raise exc
+                    last_error = outcomes[i].error
                 ready.append(i)
             if failures >= give_up_after and pending:
-                for task in pending:
-                    task.cancel()
-                    outcomes[index[task]] = Outcome(windows[index[task]], error=last_error)
-                    ready.append(index[task])
-                await asyncio.gather(*pending, return_exceptions=True)
+                ready += await _call_off(pending, index, windows, outcomes, last_error)
                 pending = set()
             if ordered:
                 while handed in outcomes:
@@ -155,3 +146,30 @@ async def fetch_each(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _outcome(task: asyncio.Future[list[T]], window: Range) -> Outcome[T]:
+    """A done window's rows, or the ExchangeError it failed with; any other exception propagates."""
+    exc = task.exception()
+    if exc is None:
+        return Outcome(window, task.result())
+    if isinstance(exc, ExchangeError):
+        return Outcome(window, error=exc)
+    raise exc
+
+
+async def _call_off(
+    pending: set[asyncio.Task[list[T]]],
+    index: dict[asyncio.Task[list[T]], int],
+    windows: Sequence[Range],
+    outcomes: dict[int, Outcome[T]],
+    error: ExchangeError | None,
+) -> list[int]:
+    """Cancel the windows not done yet, each handed over as failed with `error`; their indexes."""
+    called = []
+    for task in pending:
+        task.cancel()
+        outcomes[index[task]] = Outcome(windows[index[task]], error=error)
+        called.append(index[task])
+    await asyncio.gather(*pending, return_exceptions=True)
+    return called
