@@ -21,9 +21,17 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ccxt_pipeline.errors import RecordError
 from ccxt_pipeline.timeutil import MAX_TS_NS, MIN_TS_NS
@@ -67,17 +75,24 @@ class Record(BaseModel):
     ts_event: TimestampNs
     ts_init: TimestampNs
 
-    @model_validator(mode="after")
-    def _venue_matches(self) -> Self:
-        venue = VENUES.get(self.exchange)
-        if venue is None:
-            raise ValueError(f"unknown exchange {self.exchange!r} (known: {', '.join(VENUES)})")
-        suffix = self.instrument_id.rsplit(".", 1)[1]
-        if suffix != venue.nautilus_venue:
+    # Field validators rather than model validators, so that an error names its field (`X.instrument_id:`),
+    # as `catalog.schema.conform_table` does for the same rule on Arrow input.
+    @field_validator("exchange")
+    @classmethod
+    def _venue_known(cls, exchange: str) -> str:
+        if exchange not in VENUES:
+            raise ValueError(f"unknown exchange {exchange!r} (known: {', '.join(VENUES)})")
+        return exchange
+
+    @field_validator("instrument_id")
+    @classmethod
+    def _venue_matches(cls, instrument_id: str, info: ValidationInfo) -> str:
+        venue = VENUES.get(info.data.get("exchange", ""))
+        if venue is not None and instrument_id.rsplit(".", 1)[1] != venue.nautilus_venue:
             raise ValueError(
-                f"instrument_id {self.instrument_id!r} is not on {self.exchange} (venue {venue.nautilus_venue})"
+                f"instrument_id {instrument_id!r} is not on {info.data['exchange']} (venue {venue.nautilus_venue})"
             )
-        return self
+        return instrument_id
 
 
 class OpenInterest(Record):
@@ -133,16 +148,20 @@ class Liquidation(Record):
                 return data  # the field validators report what is wrong
         return data
 
-    @model_validator(mode="after")
-    def _notional_consistent(self) -> Self:
-        expected = self.price * self.quantity
-        if not math.isclose(self.notional, expected, rel_tol=1e-6):
-            raise ValueError(f"notional {self.notional!r} != price x quantity ({expected!r})")
-        return self
+    @field_validator("notional")
+    @classmethod
+    def _notional_consistent(cls, notional: float, info: ValidationInfo) -> float:
+        price, quantity = info.data.get("price"), info.data.get("quantity")
+        if price is None or quantity is None:
+            return notional  # their own errors are reported
+        expected = price * quantity
+        if not math.isclose(notional, expected, rel_tol=1e-6):
+            raise ValueError(f"notional {notional!r} != price x quantity ({expected!r})")
+        return notional
 
 
 class CoverageGap(Record):
-    """A time range of `data_type` the catalog does not hold and could not fill: `[ts_event, end_ns]`.
+    """A time range of `data_type` (a stored kind's name, `catalog.schema.GAP_KINDS`) the catalog does not hold and could not fill: `[ts_event, end_ns]`.
 
     `reason` says why: the exchange keeps no older history, it returned nothing for the range, the stream
     was disconnected. `ts_init = ts_event` (the gap's start), so re-detecting the same gap adds nothing.
@@ -167,11 +186,22 @@ class CoverageGap(Record):
             reason=reason,
         )
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.end_ns < self.ts_event:
-            raise ValueError(f"gap ends ({self.end_ns}) before it starts ({self.ts_event})")
-        return self
+    @field_validator("data_type")
+    @classmethod
+    def _known_kind(cls, data_type: str) -> str:
+        from ccxt_pipeline.catalog.schema import GAP_KINDS  # the table of kinds imports this module
+
+        if data_type not in GAP_KINDS:
+            raise ValueError(f"unknown data type {data_type!r} (known: {', '.join(GAP_KINDS)})")
+        return data_type
+
+    @field_validator("end_ns")
+    @classmethod
+    def _ordered(cls, end_ns: int, info: ValidationInfo) -> int:
+        start = info.data.get("ts_event")
+        if start is not None and end_ns < start:
+            raise ValueError(f"gap ends ({end_ns}) before it starts ({start})")
+        return end_ns
 
 
 R = TypeVar("R", bound=Record)

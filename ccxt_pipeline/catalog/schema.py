@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,8 @@ class DataKind:
     schema: pa.Schema
     key: tuple[str, ...]
     """Natural key: two rows with equal key columns are the same row. Starts with ts_init, the sort key."""
+    cli_name: str | None = None
+    """How users name the type on the command line (`ccxt-cli query oi ...`); None: not queryable there."""
 
     @property
     def columns(self) -> list[str]:
@@ -83,6 +86,7 @@ OPEN_INTEREST = DataKind(
         [pa.field("open_interest", pa.float64(), False), pa.field("open_interest_value", pa.float64())],
     ),
     key=("ts_init", "ts_event"),
+    cli_name="oi",
 )
 FUNDING_RATE = DataKind(
     name="funding_rate",
@@ -92,6 +96,7 @@ FUNDING_RATE = DataKind(
         "funding_rate", [pa.field("rate", pa.float64(), False), pa.field("interval_minutes", pa.int64())]
     ),
     key=("ts_init", "ts_event"),
+    cli_name="funding",
 )
 FUNDING_ESTIMATE = DataKind(
     name="funding_estimate",
@@ -123,6 +128,7 @@ LIQUIDATION = DataKind(
         ],
     ),
     key=("ts_init", "ts_event", "side", "price", "quantity"),
+    cli_name="liquidations",
 )
 
 COVERAGE_GAP = DataKind(
@@ -144,6 +150,10 @@ KINDS: dict[str, DataKind] = {
     k.name: k for k in (OPEN_INTEREST, FUNDING_RATE, FUNDING_ESTIMATE, LIQUIDATION, COVERAGE_GAP)
 }
 _BY_MODEL: dict[type[Record], DataKind] = {k.model: k for k in KINDS.values()}
+GAP_KINDS: tuple[str, ...] = tuple(k.name for k in KINDS.values() if k is not COVERAGE_GAP)
+"""What `CoverageGap.data_type` may hold: the name of a stored kind (a string column on disk)."""
+CLI_KINDS: dict[str, DataKind] = {k.cli_name: k for k in KINDS.values() if k.cli_name}
+"""Kinds by the spelling users type (`oi`, `funding`, `liquidations`)."""
 
 
 def kind_of(model: type[Record]) -> DataKind:
@@ -196,20 +206,36 @@ def _bounds(kind: DataKind, column: str) -> list[tuple[str, Any]]:
 _OPS = {">": pc.greater, ">=": pc.greater_equal, "<": pc.less, "<=": pc.less_equal}
 
 
+_CONFORMED: dict[int, tuple[weakref.ref[pa.Table], DataKind]] = {}
+"""Tables `conform_table` returned, by id: tables are immutable, so one checked once stays checked and a
+producer that checks early (a parser, to refuse bad input at once) costs the writer nothing."""
+
+
 def conform_table(kind: DataKind, table: pa.Table) -> pa.Table:
     """Check an Arrow table against the rules of `kind.model` without building rows; return it in schema.
 
-    Applies the same rules as the Pydantic model (taken from its field metadata): required columns,
-    no nulls where the model needs a value, finite floats, numeric bounds, known sides, and the
-    exchange/instrument pairing. Raises RecordError naming the column, the row and the raw value.
+    Applies the same rules as the Pydantic model, vectorised: required columns, no nulls where the model
+    needs a value, finite floats, numeric bounds (taken from the model's field metadata), known sides, the
+    model validators' cross-field rules (`_RULES`: a liquidation's notional, filled from price x quantity
+    when absent; a gap's order and data type), and the exchange/instrument pairing. Raises RecordError
+    naming the column, the row and the raw value. The writer calls it on every table it is given
+    (`CatalogWriter.write_table`): that is the one point where Arrow input is validated.
     """
+    seen = _CONFORMED.get(id(table))
+    if seen is not None and seen[0]() is table and seen[1] is kind:
+        return table
     name = kind.model.__name__
-    missing = [c for c in kind.columns if c not in table.column_names and not kind.schema.field(c).nullable]
+    derived = _DERIVED.get(kind.name, {})
+    missing = [
+        c
+        for c in kind.columns
+        if c not in table.column_names and not kind.schema.field(c).nullable and c not in derived
+    ]
     extra = [c for c in table.column_names if c not in kind.columns]
     if missing or extra:
         what = f"missing columns {missing}" if missing else f"unknown columns {extra}"
         raise RecordError(f"{name}: {what}")
-    arrays = []
+    arrays: dict[str, pa.ChunkedArray] = {}
     for field in kind.schema:
         if field.name in table.column_names:
             col = table.column(field.name)
@@ -218,12 +244,63 @@ def conform_table(kind: DataKind, table: pa.Table) -> pa.Table:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise RecordError(f"{name}.{field.name}: cannot be {field.type} ({exc})") from exc
         else:
-            col = pa.nulls(table.num_rows, field.type)
-        arrays.append(col)
+            col = pa.chunked_array([pa.nulls(table.num_rows, field.type)])
+        if field.name in derived:
+            col = derived[field.name](arrays, col)
+        arrays[field.name] = col
         _check_column(kind, field, col)
-    out = pa.Table.from_arrays(arrays, schema=kind.schema)
+        for rule in _RULES.get((kind.name, field.name), ()):
+            rule(kind, arrays)
+    out = pa.Table.from_arrays(list(arrays.values()), schema=kind.schema)
     _check_venues(kind, out)
+    key = id(out)
+    _CONFORMED[key] = (weakref.ref(out, lambda _: _forget(key)), kind)
     return out
+
+
+def _forget(key: int) -> None:
+    _CONFORMED.pop(key, None)
+
+
+# The model validators' rules (`ccxt_pipeline.models`), column by column. Each runs once its column and
+# the columns before it are in schema and have passed their own checks, the order the model checks in.
+
+
+def _fill_notional(cols: dict[str, pa.ChunkedArray], notional: pa.ChunkedArray) -> pa.ChunkedArray:
+    """`Liquidation._fill_notional`: an absent notional is price x quantity."""
+    if not notional.null_count:
+        return notional
+    return pc.coalesce(notional, pc.multiply(cols["price"], cols["quantity"]))
+
+
+def _notional_consistent(kind: DataKind, cols: dict[str, pa.ChunkedArray]) -> None:
+    """`Liquidation._notional_consistent`: math.isclose(notional, price x quantity, rel_tol=1e-6)."""
+    notional, expected = cols["notional"], pc.multiply(cols["price"], cols["quantity"])
+    tolerance = pc.multiply(pc.max_element_wise(pc.abs(notional), pc.abs(expected)), 1e-6)
+    bad = pc.greater(pc.abs(pc.subtract(notional, expected)), tolerance)
+    _fail(kind, "notional", notional, bad, "must be price x quantity (within 1e-6)")
+
+
+def _gap_kind_known(kind: DataKind, cols: dict[str, pa.ChunkedArray]) -> None:
+    """`CoverageGap._known_kind`: the name of a stored kind."""
+    col = cols["data_type"]
+    _fail(kind, "data_type", col, pc.invert(pc.is_in(col, pa.array(GAP_KINDS))), "unknown data type")
+
+
+def _gap_ordered(kind: DataKind, cols: dict[str, pa.ChunkedArray]) -> None:
+    """`CoverageGap._ordered`: a gap ends at or after its start."""
+    _fail(kind, "end_ns", cols["end_ns"], pc.less(cols["end_ns"], cols["ts_event"]), "ends before it starts")
+
+
+_DERIVED: dict[str, dict[str, Callable[[dict[str, pa.ChunkedArray], pa.ChunkedArray], pa.ChunkedArray]]] = {
+    LIQUIDATION.name: {"notional": _fill_notional}
+}
+_RULES: dict[tuple[str, str], tuple[Callable[[DataKind, dict[str, pa.ChunkedArray]], None], ...]] = {
+    (LIQUIDATION.name, "notional"): (_notional_consistent,),
+    (COVERAGE_GAP.name, "data_type"): (_gap_kind_known,),
+    # end_ns comes before ts_event in the schema: checked once ts_event is in.
+    (COVERAGE_GAP.name, "ts_event"): (_gap_ordered,),
+}
 
 
 def _fail(kind: DataKind, column: str, col: pa.ChunkedArray, bad: pa.ChunkedArray, rule: str) -> None:

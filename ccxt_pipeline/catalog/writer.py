@@ -112,7 +112,12 @@ class CatalogWriter(CatalogReader):
         return result
 
     def write_table(self, kind: DataKind, table: pa.Table, *, bucket_ns: int | None = None) -> WriteResult:
-        """Write an Arrow table of `kind`; it is checked against the model's rules column by column."""
+        """Write an Arrow table of `kind`; it is checked against the model's rules column by column.
+
+        This is the one point where Arrow input is validated (`conform_table`, the model's rules vectorised);
+        a table a producer already conformed is not checked again. Records (`write`) were validated by
+        their model when built.
+        """
         return self._write_conformed(kind, conform_table(kind, table), bucket_ns)
 
     # --- internals --------------------------------------------------------------------------------------

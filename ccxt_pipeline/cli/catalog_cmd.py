@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
-from ccxt_pipeline.catalog import FUNDING_RATE, LIQUIDATION, OPEN_INTEREST, CatalogReader
+from ccxt_pipeline.catalog import CatalogReader
 from ccxt_pipeline.catalog.maintenance import compact, verify
 from ccxt_pipeline.catalog.migrate import migrate
+from ccxt_pipeline.catalog.schema import CLI_KINDS
 from ccxt_pipeline.catalog.versions import CURRENT_VERSION
 from ccxt_pipeline.cli.common import (
     CatalogOption,
@@ -292,10 +293,8 @@ def migrate_cmd(
     raise typer.Exit(int(Exit.PARTIAL if report.unreadable else Exit.OK))
 
 
-class QueryType(StrEnum):
-    oi = "oi"
-    funding = "funding"
-    liquidations = "liquidations"
+QueryType = StrEnum("QueryType", {name: name for name in CLI_KINDS})  # type: ignore[misc]
+"""The `query` choices: each queryable kind's `cli_name` (`catalog.schema.KINDS`)."""
 
 
 class Format(StrEnum):
@@ -303,9 +302,6 @@ class Format(StrEnum):
     csv = "csv"
     json = "json"
     parquet = "parquet"
-
-
-_KIND = {QueryType.oi: OPEN_INTEREST, QueryType.funding: FUNDING_RATE, QueryType.liquidations: LIQUIDATION}
 
 
 @guarded
@@ -351,7 +347,7 @@ def query(
         raise PipelineError(str(exc)) from None
     names = [e for e in exchange] if exchange else list(VENUES)
     ids = [i.instrument_id for i in resolve_many([symbol], names)]
-    table = reader.query(_KIND[data_type], ids, start=start, end=end)
+    table = reader.query(CLI_KINDS[data_type], ids, start=start, end=end)
     if limit is not None:
         table = table.slice(0, limit)
     _emit(table, fmt, output)
