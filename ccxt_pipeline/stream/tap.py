@@ -4,7 +4,11 @@ Two ccxt.pro bugs lose liquidations (docs/exchanges.md): its ws parsers leave th
 size), and `watch_liquidations` returns only the item of the message that woke it, so a burst that arrives
 before the next `await` is dropped from what it returns. The tap therefore never uses what `watch_*`
 returns: a subclass of the ccxt class sees every raw message in `handle_liquidation`, and our own parser
-turns it into records (with side, units and notional right) before ccxt's own handling runs.
+turns it into records (with side, units and notional right). ccxt's own handling of the message is skipped:
+its parse (about half the CPU of each message) and the wake-up and re-subscription of the `watch_*` call
+after every message bought nothing, and at 5,000 events/s they starved the writer (see
+benchmarks/liquidation_burst.py). The `watch_*` calls stay pending: they subscribe, and fail when the
+connection does, which is what the source's reconnect loop waits for.
 """
 
 from __future__ import annotations
@@ -211,13 +215,8 @@ def tapped(tap: Tap) -> Callable[[type[Any]], type[Any]]:
                     tap.bad_frame(exc, message)
                     return None
 
-            def handle_liquidation(self, client: Any, message: Any) -> Any:
-                tap.liquidation(message)  # ours first: it must not depend on ccxt's parse
-                try:
-                    return super().handle_liquidation(client, message)
-                except Exception as exc:  # ccxt's own parse of a message we already took
-                    log.debug("%s: ccxt could not handle a liquidation message: %s", tap.venue.name, exc)
-                    return None
+            def handle_liquidation(self, client: Any, message: Any) -> None:
+                tap.liquidation(message)  # ours only: ccxt's parse is not used (see the module's doc)
 
             def on_connected(self, client: Any, message: Any = None) -> Any:
                 result = super().on_connected(client, message)
