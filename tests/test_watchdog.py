@@ -12,9 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from ccxt_pipeline.instruments import instrument_for
 from ccxt_pipeline.models import Record
 from ccxt_pipeline.stream.health import ExchangeHealth
-from ccxt_pipeline.stream.source import StaleConnection, _watchdog
+from ccxt_pipeline.stream.source import StaleConnection, _watch_until_stop, _watchdog
 from ccxt_pipeline.stream.tap import Tap
 from ccxt_pipeline.timeutil import NS_PER_SECOND
 from ccxt_pipeline.venues import VENUES
@@ -98,3 +99,21 @@ async def test_a_socket_that_keeps_talking_is_left_alone() -> None:
         watchdog.cancel()
         with pytest.raises(asyncio.CancelledError):
             await watchdog
+
+
+async def test_a_watch_cancelled_by_its_closing_socket_is_a_reconnect_not_the_end() -> None:
+    """Closing a ccxt client cancels the futures its watches wait on; that must surface as a connection
+    failure (the caller reconnects), not as a CancelledError that ends the stream for good."""
+    clock = Clock()
+    tap = _tap(clock)
+    tap.connected()
+    pending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def watch_liquidations(symbol: str) -> asyncio.Future[None]:
+        return pending
+
+    exchange = SimpleNamespace(clients={}, watch_liquidations=watch_liquidations)
+    inst = instrument_for("binance", "BTC/USDT:USDT")
+    asyncio.get_running_loop().call_soon(pending.cancel)
+    with pytest.raises(StaleConnection, match="cancelled"):
+        await asyncio.wait_for(_watch_until_stop(exchange, [inst], asyncio.Event(), tap, 60.0), timeout=30)

@@ -138,7 +138,14 @@ async def _watch_until_stop(
     try:
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task is not stopper and task.exception() is not None:
+            if task is stopper:
+                continue
+            if task.cancelled():
+                # Not us (our own cancellation raises out of `wait`): closing a ccxt client cancels the
+                # futures its watches wait on. A connection failure like any other, never the end of the
+                # source (a CancelledError escaping here ended the stream for good after an outage).
+                raise StaleConnection("the watch was cancelled by its closing socket")
+            if task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
         for task in [*tasks, stopper]:
