@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -297,6 +298,9 @@ class Daemon:
             "tasks": tasks,
             "open_fds": len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None,
             "rss_bytes": _rss_bytes(),
+            # What the resident memory is made of: Arrow buffers in use, and Python's own heap.
+            "arrow_bytes": pa.total_allocated_bytes(),
+            "python_blocks": sys.getallocatedblocks(),
         }
         write_atomic(self.paths.status, json.dumps(data, indent=2, default=str) + "\n")
 
