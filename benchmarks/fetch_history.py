@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pyarrow.dataset  # noqa: F401 - imported lazily by pyarrow on first write; not part of the timing
 
-from ccxt_pipeline.catalog import CatalogWriter
-from ccxt_pipeline.collect.run import DataType, FetchRequest, check_request, fetch_on, open_exchanges
+from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, CatalogWriter
+from ccxt_pipeline.collect.run import FetchRequest, check_request, fetch_on, open_exchanges
 from ccxt_pipeline.settings import Settings
 from ccxt_pipeline.simulator import data
 from ccxt_pipeline.simulator.server import ExchangeSimulator
@@ -78,8 +78,8 @@ async def main(latency_ms: float, days: int) -> None:
             settings = Settings(catalog_path=Path(tmp), exchanges=exchanges)
             now = now_ns()
             start = now - days * NS_PER_DAY + 10 * NS_PER_MINUTE  # inside Binance's 30-day window
-            oi = FetchRequest(DataType.OPEN_INTEREST, ["BTCUSDT-PERP"], start=start, end=now)
-            funding = FetchRequest(DataType.FUNDING, ["BTCUSDT-PERP"], start=start, end=now)
+            oi = FetchRequest(OPEN_INTEREST, ["BTCUSDT-PERP"], start=start, end=now)
+            funding = FetchRequest(FUNDING_RATE, ["BTCUSDT-PERP"], start=start, end=now)
             names = check_request(settings, oi, now)
             writer = CatalogWriter(settings.catalog_path)
             t0, cpu0 = time.perf_counter(), time.process_time()

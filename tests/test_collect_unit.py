@@ -32,8 +32,8 @@ from typing import Any
 
 import pytest
 
-from ccxt_pipeline.catalog import COVERAGE_GAP, FUNDING_RATE, OPEN_INTEREST, CatalogReader
-from ccxt_pipeline.collect.run import DataType, FetchReport, FetchRequest, run_fetch
+from ccxt_pipeline.catalog import COVERAGE_GAP, FUNDING_RATE, OPEN_INTEREST, CatalogReader, DataKind
+from ccxt_pipeline.collect.run import FetchReport, FetchRequest, run_fetch
 from ccxt_pipeline.exchanges import retry
 from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.instruments import instrument_for
@@ -184,7 +184,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 async def fetch(
-    settings: Settings, venues: Exchanges, data: DataType, start_ms: int, end_ms: int, *exchanges: str
+    settings: Settings, venues: Exchanges, data: DataKind, start_ms: int, end_ms: int, *exchanges: str
 ) -> FetchReport:
     request = FetchRequest(
         data, ["BTCUSDT-PERP"], exchanges or ("binance",), start=start_ms * NS_PER_MS, end=end_ms * NS_PER_MS
@@ -231,7 +231,7 @@ async def test_oi_history_a_page_cut_short_is_asked_again(settings: Settings, ve
         return json.dumps(json.loads(str(whole(request)))[:100])
 
     venues.faults.append(first_n(1, "/futures/data/openInterestHist", cut_short))
-    report = await fetch(settings, venues, DataType.OPEN_INTEREST, start, end)
+    report = await fetch(settings, venues, OPEN_INTEREST, start, end)
     (binance,) = report.exchanges
     assert binance.error is None
     assert stored(settings) == grid(start, end, STEP_MS)  # 289 points, each once, in order
@@ -250,7 +250,7 @@ async def test_oi_history_a_failing_page_is_retried(
         first_n(2, "/futures/data/openInterestHist", lambda r: Response.of(BINANCE_1001, 500))
     )
     venues.faults.append(first_n(1, "/futures/data/openInterestHist", lambda r: TIMEOUT))
-    report = await fetch(settings, venues, DataType.OPEN_INTEREST, start, end)
+    report = await fetch(settings, venues, OPEN_INTEREST, start, end)
     assert report.exchanges[0].error is None
     assert stored(settings) == grid(start, end, STEP_MS)
     assert len(oi_pages(venues)) == 4  # -1001, -1001, a timeout, then the page
@@ -269,7 +269,7 @@ async def test_oi_history_a_page_failing_for_good_is_a_hole_and_the_rest_is_stor
         return None
 
     venues.faults.append(down)
-    report = await fetch(settings, venues, DataType.OPEN_INTEREST, start, end)
+    report = await fetch(settings, venues, OPEN_INTEREST, start, end)
     (binance,) = report.exchanges
     assert binance.error is not None
     assert binance.error.startswith(
@@ -298,7 +298,7 @@ async def test_a_hole_in_the_middle_of_stored_history_is_fetched_and_only_it(
     # A first run stores everything but one page; the second window is split around the hole by
     # refusing exactly the requests that reach into it, so what is stored has a hole in its middle.
     venues.faults.append(down)
-    first = await fetch(settings, venues, DataType.OPEN_INTEREST, start, end)
+    first = await fetch(settings, venues, OPEN_INTEREST, start, end)
     assert first.exchanges[0].error is not None
     before = stored(settings)
     assert (before[0], before[-1]) == (start, end)
@@ -307,7 +307,7 @@ async def test_a_hole_in_the_middle_of_stored_history_is_fetched_and_only_it(
     venues.faults.clear()
     venues.transport.requests.clear()
 
-    second = await fetch(settings, venues, DataType.OPEN_INTEREST, start, end)
+    second = await fetch(settings, venues, OPEN_INTEREST, start, end)
     (binance,) = second.exchanges
     assert binance.error is None
     assert stored(settings) == grid(start, end, STEP_MS)
@@ -321,14 +321,14 @@ async def test_a_range_the_exchange_has_no_rows_for_is_recorded_once_and_not_ask
 ) -> None:
     start, end = NOW_MS - DAY_MS, NOW_MS
     venues.oi_missing = (start + 100 * STEP_MS, start + 111 * STEP_MS)  # an hour the exchange never served
-    report = await fetch(settings, venues, DataType.OPEN_INTEREST, start, end)
+    report = await fetch(settings, venues, OPEN_INTEREST, start, end)
     (binance,) = report.exchanges
     assert binance.error is None
     assert [(g.ts_event // NS_PER_MS, g.end_ns // NS_PER_MS) for g in binance.gaps] == [venues.oi_missing]
     gaps = CatalogReader(settings.catalog_path).query(COVERAGE_GAP, [BINANCE_OI])
     assert gaps.num_rows == 1
     venues.transport.requests.clear()
-    again = await fetch(settings, venues, DataType.OPEN_INTEREST, start, end)
+    again = await fetch(settings, venues, OPEN_INTEREST, start, end)
     assert again.exchanges[0].error is None
     assert oi_pages(venues) == []  # stored or known to be missing: nothing to ask
     assert CatalogReader(settings.catalog_path).query(COVERAGE_GAP, [BINANCE_OI]).num_rows == 1
@@ -349,7 +349,7 @@ async def test_funding_history_pages_across_the_cap(
     settings: Settings, venues: Exchanges, exchange: str, path: str, cap: int, interval_h: int, days: int
 ) -> None:
     start, end = NOW_MS - days * DAY_MS, NOW_MS
-    report = await fetch(settings, venues, DataType.FUNDING, start, end, exchange)
+    report = await fetch(settings, venues, FUNDING_RATE, start, end, exchange)
     (rep,) = report.exchanges
     assert (rep.error, rep.gaps) == (None, [])
     iid = instrument_for(exchange, "BTC/USDC:USDC" if exchange == "hyperliquid" else "BTC/USDT:USDT")
@@ -377,7 +377,7 @@ async def test_funding_history_a_failed_page_leaves_a_hole_the_rerun_fills(
         return None
 
     venues.faults.append(down)
-    first = await fetch(settings, venues, DataType.FUNDING, start, end, "hyperliquid")
+    first = await fetch(settings, venues, FUNDING_RATE, start, end, "hyperliquid")
     assert first.exchanges[0].error is not None
     assert "history pages failed" in first.exchanges[0].error
     iid = "BTC-USD-PERP.HYPERLIQUID"
@@ -386,7 +386,7 @@ async def test_funding_history_a_failed_page_leaves_a_hole_the_rerun_fills(
     assert 0 < len(kept) < len(expected)
     assert not [t for t in kept if abs(t - down_at) <= 3_600_000]  # the page holding `down_at` is a hole
     venues.faults.clear()
-    second = await fetch(settings, venues, DataType.FUNDING, start, end, "hyperliquid")
+    second = await fetch(settings, venues, FUNDING_RATE, start, end, "hyperliquid")
     assert second.exchanges[0].error is None
     assert stored(settings, FUNDING_RATE, iid) == expected
     assert second.exchanges[0].written == len(expected) - len(kept)
@@ -401,7 +401,7 @@ async def test_an_exchange_that_cannot_load_its_markets_leaves_the_others(
     venues.faults.append(
         lambda r: Response("<html>503</html>", 503) if r.path == "/fapi/v1/exchangeInfo" else None
     )
-    report = await fetch(settings, venues, DataType.FUNDING, NOW_MS - 10 * DAY_MS, NOW_MS, "binance", "bybit")
+    report = await fetch(settings, venues, FUNDING_RATE, NOW_MS - 10 * DAY_MS, NOW_MS, "binance", "bybit")
     binance, bybit = report.exchanges
     assert "gave up after 4 tries" in (binance.error or "")
     assert bybit.error is None
@@ -424,14 +424,14 @@ async def test_a_full_disk_during_a_fetch_is_one_line_and_the_rerun_stores_every
 
     monkeypatch.setattr("ccxt_pipeline.catalog.files.pq.write_table", write_table)
     start, end = NOW_MS - DAY_MS, NOW_MS
-    report = await fetch(settings, venues, DataType.OPEN_INTEREST, start, end)
+    report = await fetch(settings, venues, OPEN_INTEREST, start, end)
     (binance,) = report.exchanges
     assert binance.error is not None
     assert "\n" not in binance.error
     assert binance.error.startswith("cannot write the catalog (No space left on device): "), binance.error
     assert stored(settings) == []
     full[0] = False
-    again = await fetch(settings, venues, DataType.OPEN_INTEREST, start, end)
+    again = await fetch(settings, venues, OPEN_INTEREST, start, end)
     assert again.exchanges[0].error is None
     assert stored(settings) == grid(start, end, STEP_MS)
 

@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST
 from ccxt_pipeline.cli import app
-from ccxt_pipeline.collect.run import DataType, FetchRequest, check_request
+from ccxt_pipeline.collect.run import FetchRequest, check_request
 from ccxt_pipeline.errors import InputError, PipelineError
 from ccxt_pipeline.settings import load_settings
 from ccxt_pipeline.stream.run import StreamRequest, plan_stream
@@ -151,23 +152,17 @@ def test_library_errors_name_the_value_not_a_flag(tmp_path: Path) -> None:
     settings = load_settings(None, overrides={"catalog_path": tmp_path / "catalog"}, environ={})
     future = parse_when("2030-01-01", NOW)
     cases = [
-        (FetchRequest(DataType.FUNDING, ["BTCUSDT-PERP"], start=future), "start"),
+        (FetchRequest(FUNDING_RATE, ["BTCUSDT-PERP"], start=future), "start"),
         (
-            FetchRequest(
-                DataType.FUNDING, ["BTCUSDT-PERP"], start=NOW - NS_PER_DAY, end=NOW - 2 * NS_PER_DAY
-            ),
+            FetchRequest(FUNDING_RATE, ["BTCUSDT-PERP"], start=NOW - NS_PER_DAY, end=NOW - 2 * NS_PER_DAY),
             "end",
         ),
         (
-            FetchRequest(
-                DataType.OPEN_INTEREST, ["BTCUSDT-PERP"], ["binance"], start=NOW - NS_PER_DAY, period="7m"
-            ),
+            FetchRequest(OPEN_INTEREST, ["BTCUSDT-PERP"], ["binance"], start=NOW - NS_PER_DAY, period="7m"),
             "period",
         ),
         (
-            FetchRequest(
-                DataType.OPEN_INTEREST, ["BTCUSDT-PERP"], ["bybit"], start=NOW - NS_PER_DAY, period="2h"
-            ),
+            FetchRequest(OPEN_INTEREST, ["BTCUSDT-PERP"], ["bybit"], start=NOW - NS_PER_DAY, period="2h"),
             "period",
         ),
     ]

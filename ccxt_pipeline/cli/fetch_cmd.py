@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, DataKind
 from ccxt_pipeline.cli.common import (
     EXIT_CODES_HELP,
     CatalogOption,
@@ -24,7 +25,7 @@ from ccxt_pipeline.cli.common import (
     print_json,
 )
 from ccxt_pipeline.collect import run
-from ccxt_pipeline.collect.run import DataType, ExchangeReport, FetchReport, FetchRequest, run_fetch
+from ccxt_pipeline.collect.run import ExchangeReport, FetchReport, FetchRequest, run_fetch
 from ccxt_pipeline.errors import PipelineError
 from ccxt_pipeline.models import FundingRateEstimate, OpenInterest
 from ccxt_pipeline.timeutil import PERIODS_NS, now_ns, ns_to_iso, parse_period, parse_when
@@ -74,7 +75,7 @@ def fetch_oi(
 
       ccxt-cli fetch-oi BTCUSDT-PERP ETHUSDT-PERP --from 30d -e binance -e bybit
     """
-    _run(DataType.OPEN_INTEREST, symbols, exchange, from_, to, period, catalog, config, no_store, json_out)
+    _run(OPEN_INTEREST, symbols, exchange, from_, to, period, catalog, config, no_store, json_out)
 
 
 def fetch_funding(
@@ -97,7 +98,7 @@ def fetch_funding(
 
       ccxt-cli fetch-funding BTCUSDT-PERP SOLUSDT-PERP --from 2025-01-01
     """
-    _run(DataType.FUNDING, symbols, exchange, from_, to, "5m", catalog, config, no_store, json_out)
+    _run(FUNDING_RATE, symbols, exchange, from_, to, "5m", catalog, config, no_store, json_out)
 
 
 for _cmd in (fetch_oi, fetch_funding):
@@ -106,7 +107,7 @@ for _cmd in (fetch_oi, fetch_funding):
 
 @guarded
 def _run(
-    data: DataType,
+    data: DataKind,
     symbols: list[str],
     exchanges: list[str] | None,
     from_: str | None,
@@ -236,10 +237,10 @@ def _rows(ex: ExchangeReport) -> list[dict[str, Any]]:
     return rows
 
 
-def _current_table(report: FetchReport, data: DataType) -> None:
+def _current_table(report: FetchReport, data: DataKind) -> None:
     if not any(ex.records for ex in report.exchanges):
         return  # every exchange failed: their lines say why
-    if data is DataType.OPEN_INTEREST:
+    if data is OPEN_INTEREST:
         table = _table("exchange", "instrument id", "open interest (base)", "value (quote)", "time (UTC)")
         for ex in report.exchanges:
             for r in ex.records:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
+from ccxt_pipeline.catalog.schema import FUNDING_RATE, OPEN_INTEREST, DataKind
 from ccxt_pipeline.errors import InputError, PipelineError
 from ccxt_pipeline.instruments import resolve_many
 from ccxt_pipeline.settings import Settings
@@ -15,14 +15,15 @@ from ccxt_pipeline.venues import get_venue
 NO_HISTORY = "keeps no open-interest history; it accrues once the daemon records it"
 
 
-class DataType(StrEnum):
-    OPEN_INTEREST = "open_interest"
-    FUNDING = "funding"
+FETCHED_KINDS: tuple[DataKind, ...] = (OPEN_INTEREST, FUNDING_RATE)
+"""What `fetch_on` runs. `FUNDING_RATE` asks for funding: settled rates with a `start`, the live
+estimate (stored as `FUNDING_ESTIMATE`) without."""
 
 
 @dataclass(frozen=True)
 class FetchRequest:
-    data: DataType
+    data: DataKind
+    """One of `FETCHED_KINDS`."""
     symbols: Sequence[str]
     exchanges: Sequence[str] = ()
     """Empty: every enabled exchange in settings."""
@@ -35,6 +36,10 @@ class FetchRequest:
 
 def check_request(settings: Settings, request: FetchRequest, now: int) -> list[str]:
     """Validate what can be validated offline; return the exchange names to use."""
+    if request.data not in FETCHED_KINDS:
+        raise PipelineError(
+            f"{request.data.name} is not fetched (fetched: {', '.join(k.name for k in FETCHED_KINDS)})"
+        )
     names = (
         [get_venue(e).name for e in request.exchanges] if request.exchanges else settings.enabled_exchanges()
     )
@@ -51,7 +56,7 @@ def check_request(settings: Settings, request: FetchRequest, now: int) -> list[s
                 "end",
                 f"the end time {describe_ns(end)} is before the start time {describe_ns(request.start)}",
             )
-        if request.data is DataType.OPEN_INTEREST:
+        if request.data is OPEN_INTEREST:
             _check_period(names, request.period)
     return names
 

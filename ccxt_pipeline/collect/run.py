@@ -16,14 +16,14 @@ from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
-from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, CatalogWriter, DataKind
+from ccxt_pipeline.catalog import OPEN_INTEREST, CatalogWriter, DataKind
 from ccxt_pipeline.collect.clients import Exchanges, open_exchanges
 from ccxt_pipeline.collect.funding import current_funding, funding_history
 from ccxt_pipeline.collect.gate import SymbolGate, check_symbols
 from ccxt_pipeline.collect.history import History, read_stored
 from ccxt_pipeline.collect.open_interest import current_open_interest, open_interest_history
 from ccxt_pipeline.collect.report import ExchangeHooks, ExchangeReport, FetchReport, Progress, failed_pages
-from ccxt_pipeline.collect.request import NO_HISTORY, DataType, FetchRequest, check_request
+from ccxt_pipeline.collect.request import NO_HISTORY, FetchRequest, check_request
 from ccxt_pipeline.collect.sink import Sink
 from ccxt_pipeline.errors import PipelineError, SymbolError
 from ccxt_pipeline.exchanges.client import ClientFactory, ExchangeClient
@@ -36,7 +36,6 @@ from ccxt_pipeline.venues import get_venue
 
 __all__ = [
     "SNAPSHOT_BUCKET_NS",
-    "DataType",
     "ExchangeReport",
     "Exchanges",
     "FetchReport",
@@ -156,7 +155,7 @@ async def _current(
     sink: Sink | None,
     clock: Callable[[], int],
 ) -> None:
-    if request.data is DataType.OPEN_INTEREST:
+    if request.data is OPEN_INTEREST:
         records: Sequence[Record] = await current_open_interest(client, report.instruments, clock)
     else:
         records = await current_funding(client, report.instruments, clock)
@@ -177,7 +176,7 @@ async def _history(
 ) -> None:
     assert request.start is not None
     end = request.end if request.end is not None else clock()
-    kind = OPEN_INTEREST if request.data is DataType.OPEN_INTEREST else FUNDING_RATE
+    kind = request.data
     if kind is OPEN_INTEREST and not client.venue.oi_history_periods:
         report.notes.append(f"{client.name} {NO_HISTORY}")
         return

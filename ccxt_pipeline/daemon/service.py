@@ -29,9 +29,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ccxt_pipeline.catalog import CatalogWriter
+from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, CatalogWriter
 from ccxt_pipeline.catalog.maintenance import compact
-from ccxt_pipeline.collect.run import DataType, FetchReport, FetchRequest, check_request, fetch_on
+from ccxt_pipeline.collect.run import FetchReport, FetchRequest, check_request, fetch_on
 from ccxt_pipeline.daemon.control import DaemonPaths, write_atomic
 from ccxt_pipeline.daemon.pool import ClientPool
 from ccxt_pipeline.instruments import resolve_many
@@ -69,7 +69,7 @@ class Daemon:
         self.settings = settings
         self.paths = paths
         symbols = list(settings.symbols)
-        self.names = check_request(settings, FetchRequest(DataType.OPEN_INTEREST, symbols), now_ns())
+        self.names = check_request(settings, FetchRequest(OPEN_INTEREST, symbols), now_ns())
         self.writer = CatalogWriter(settings.catalog_path)
         self.pool = ClientPool(settings, self.names)
         self.jobs = {
@@ -188,14 +188,14 @@ class Daemon:
         symbols = list(self.settings.symbols)
         written = 0
         async with self.pool.use() as exchanges:
-            current = await fetch_on(exchanges, FetchRequest(DataType.OPEN_INTEREST, symbols), self.writer)
+            current = await fetch_on(exchanges, FetchRequest(OPEN_INTEREST, symbols), self.writer)
             written += self._account(current)
             self._record_missed_snapshots(current)
             with_history = [n for n in self.names if get_venue(n).oi_history_periods]
             if with_history and self.settings.daemon.open_interest_backfill_days > 0:
                 now = now_ns()
                 start = now - int(self.settings.daemon.open_interest_backfill_days * NS_PER_DAY)
-                history = FetchRequest(DataType.OPEN_INTEREST, symbols, with_history, start=start, end=now)
+                history = FetchRequest(OPEN_INTEREST, symbols, with_history, start=start, end=now)
                 written += self._account(await fetch_on(exchanges, history, self.writer))
         return written
 
@@ -205,10 +205,10 @@ class Daemon:
         async with self.pool.use() as exchanges:
             now = now_ns()
             start = now - int(self.settings.daemon.funding_backfill_days * NS_PER_DAY)
-            settled = FetchRequest(DataType.FUNDING, symbols, start=start, end=now)
+            settled = FetchRequest(FUNDING_RATE, symbols, start=start, end=now)
             written += self._account(await fetch_on(exchanges, settled, self.writer))
             written += self._account(
-                await fetch_on(exchanges, FetchRequest(DataType.FUNDING, symbols), self.writer)
+                await fetch_on(exchanges, FetchRequest(FUNDING_RATE, symbols), self.writer)
             )
         return written
 
