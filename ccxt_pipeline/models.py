@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -36,6 +36,9 @@ from pydantic import (
 from ccxt_pipeline.errors import RecordError
 from ccxt_pipeline.timeutil import MAX_TS_NS, MIN_TS_NS
 from ccxt_pipeline.venues import VENUES
+
+if TYPE_CHECKING:  # the table of kinds (catalog.schema) imports this module
+    from ccxt_pipeline.catalog.schema import DataKind
 
 __all__ = [
     "CoverageGap",
@@ -173,13 +176,16 @@ class CoverageGap(Record):
 
     @classmethod
     def between(
-        cls, exchange: str, instrument_id: str, data_type: str, start: int, end: int, reason: str
+        cls, kind: DataKind, exchange: str, instrument_id: str, start: int, end: int, reason: str
     ) -> CoverageGap:
-        """The gap `[start, end]`, stamped at its start."""
+        """The gap `[start, end]` in the series of `kind` (stored by its name), stamped at its start.
+
+        The one way code builds a gap: the kind is a `catalog.schema` constant, never a spelled-out string.
+        """
         return cls(
             exchange=exchange,
             instrument_id=instrument_id,
-            data_type=data_type,
+            data_type=kind.name,
             ts_event=start,
             ts_init=start,
             end_ns=end,

@@ -6,6 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from ccxt_pipeline.catalog.schema import LIQUIDATION, OPEN_INTEREST
 from ccxt_pipeline.models import (
     CoverageGap,
     FundingRate,
@@ -114,14 +115,13 @@ def liquidations(draw: st.DrawFn) -> Liquidation:
 def gaps(draw: st.DrawFn) -> CoverageGap:
     exchange, iid = draw(_instrument)
     ts = draw(_ts)
-    return CoverageGap(
-        exchange=exchange,
-        instrument_id=iid,
-        ts_event=ts,
-        ts_init=ts,
-        data_type=draw(st.sampled_from(["open_interest", "liquidation"])),
-        end_ns=ts + draw(st.sampled_from([0, 5_000_000_000])),
-        reason=draw(st.sampled_from(["exchange keeps 30 days", "disconnected"])),
+    return CoverageGap.between(
+        draw(st.sampled_from([OPEN_INTEREST, LIQUIDATION])),
+        exchange,
+        iid,
+        ts,
+        ts + draw(st.sampled_from([0, 5_000_000_000])),
+        draw(st.sampled_from(["exchange keeps 30 days", "disconnected"])),
     )
 
 

@@ -27,14 +27,13 @@ def catalog(tmp_path: Path) -> Path:
     w.write([liq(i, side="LONG" if i % 2 else "SHORT") for i in range(25)])
     w.write(
         [
-            CoverageGap(
-                exchange="binance",
-                instrument_id="BTCUSDT-PERP.BINANCE",
-                data_type="liquidation",
-                ts_event=liq(30).ts_init,
-                ts_init=liq(30).ts_init,
-                end_ns=liq(40).ts_init,
-                reason="liquidation stream disconnected",
+            CoverageGap.between(
+                LIQUIDATION,
+                "binance",
+                "BTCUSDT-PERP.BINANCE",
+                liq(30).ts_init,
+                liq(40).ts_init,
+                "liquidation stream disconnected",
             )
         ]
     )

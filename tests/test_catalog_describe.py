@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from ccxt_pipeline.catalog import FUNDING_RATE, LIQUIDATION, OPEN_INTEREST, CatalogReader, CatalogWriter
+from ccxt_pipeline.catalog import (
+    FUNDING_RATE,
+    LIQUIDATION,
+    OPEN_INTEREST,
+    CatalogReader,
+    CatalogWriter,
+    DataKind,
+)
 from ccxt_pipeline.catalog.describe import infer_period, period_name
 from ccxt_pipeline.catalog.layout import instrument_dir, list_data_files
 from ccxt_pipeline.cli import app
@@ -52,16 +59,8 @@ def liq_row(ts: int) -> Liquidation:
     )
 
 
-def gap(iid: str, data_type: str, start: int, end: int, reason: str) -> CoverageGap:
-    return CoverageGap(
-        exchange=iid.rsplit(".", 1)[1].lower(),
-        instrument_id=iid,
-        data_type=data_type,
-        ts_event=start,
-        ts_init=start,
-        end_ns=end,
-        reason=reason,
-    )
+def gap(iid: str, kind: DataKind, start: int, end: int, reason: str) -> CoverageGap:
+    return CoverageGap.between(kind, iid.rsplit(".", 1)[1].lower(), iid, start, end, reason)
 
 
 def funding_row(ts: int, minutes: int | None) -> FundingRate:
@@ -89,7 +88,7 @@ def acceptance(tmp_path: Path) -> Path:
     minute = NS_PER_MINUTE
     for t in ("23:01:03", "23:01:40", "23:02:01"):
         w.write([liq_row(at(t))], bucket_ns=minute)
-    w.write([gap(BINANCE, "liquidation", at("23:02:05"), at("23:02:28"), "liquidation stream disconnected")])
+    w.write([gap(BINANCE, LIQUIDATION, at("23:02:05"), at("23:02:28"), "liquidation stream disconnected")])
     for t in ("23:02:31", "23:03:41.5"):
         w.write([liq_row(at(t))], bucket_ns=minute)
     return root
@@ -196,7 +195,7 @@ def test_open_interest_missing_points_inside_a_recorded_gap_are_gaps_not_missing
     w = CatalogWriter(tmp_path)
     step = NS_PER_HOUR
     w.write([oi_row(DAY + h * step) for h in range(10) if h not in (2, 3, 4, 7)])
-    w.write([gap(BINANCE, "open_interest", DAY + 2 * step, DAY + 3 * step, "not served")])
+    w.write([gap(BINANCE, OPEN_INTEREST, DAY + 2 * step, DAY + 3 * step, "not served")])
     [c] = CatalogReader(tmp_path).coverage_report([OPEN_INTEREST])
     assert c.period == "1h"
     assert c.missing == [Range(DAY + 4 * step, DAY + 4 * step), Range(DAY + 7 * step, DAY + 7 * step)]
@@ -221,7 +220,7 @@ def test_snapshot_only_open_interest_is_judged_like_a_stream(tmp_path: Path) -> 
             for t in (at("10:00:00.25"), at("10:01:00.5"), at("10:11:00.25"))
         ]
     )
-    w.write([gap(iid, "open_interest", at("10:02:00"), at("10:10:00") - 1, "snapshots missed")])
+    w.write([gap(iid, OPEN_INTEREST, at("10:02:00"), at("10:10:00") - 1, "snapshots missed")])
     [c] = CatalogReader(tmp_path).coverage_report([OPEN_INTEREST])
     assert c.period is None
     span = at("10:11:00.25") - at("10:00:00.25") + 1
@@ -245,8 +244,8 @@ def test_funding_uses_each_settlements_interval(tmp_path: Path) -> None:
 def test_a_whole_market_stream_gap_counts_for_every_instrument_of_its_venue(tmp_path: Path) -> None:
     w = CatalogWriter(tmp_path)
     w.write([liq_row(at("01:00:00")), liq_row(at("01:10:00"))])
-    w.write([gap("MARKET.BINANCE", "liquidation", at("01:02:00"), at("01:03:00") - 1, "down")])
-    w.write([gap("MARKET.BYBIT", "liquidation", at("01:02:00"), at("01:03:00") - 1, "down")])
+    w.write([gap("MARKET.BINANCE", LIQUIDATION, at("01:02:00"), at("01:03:00") - 1, "down")])
+    w.write([gap("MARKET.BYBIT", LIQUIDATION, at("01:02:00"), at("01:03:00") - 1, "down")])
     report = CatalogReader(tmp_path).coverage_report([LIQUIDATION])
     assert [(c.instrument_id, len(c.gaps)) for c in report] == [(BINANCE, 1), ("MARKET.BYBIT", 1)]
     assert report[0].covered_pct == pytest.approx(100 * (1 - NS_PER_MINUTE / (10 * NS_PER_MINUTE + 1)))
@@ -265,7 +264,7 @@ def test_period_inference() -> None:
 
 
 def test_gaps_of_a_series_with_no_rows_are_still_shown(tmp_path: Path) -> None:
-    CatalogWriter(tmp_path).write([gap(BYBIT, "open_interest", DAY, DAY + NS_PER_HOUR, "older than served")])
+    CatalogWriter(tmp_path).write([gap(BYBIT, OPEN_INTEREST, DAY, DAY + NS_PER_HOUR, "older than served")])
     [c] = CatalogReader(tmp_path).coverage_report()
     assert (c.type, c.instrument_id, c.rows, c.covered_pct) == ("open_interest", BYBIT, 0, None)
     assert [g.reason for g in c.gaps] == ["older than served"]

@@ -83,9 +83,9 @@ class CatalogReader:
         return pa.concat_tables(parts)
 
     def recorded_gaps(
-        self, instrument_id: str, data_type: str, start: int, end: int
+        self, instrument_id: str, gap_kind: DataKind, start: int, end: int
     ) -> list[tuple[int, int]]:
-        """The recorded coverage gaps of `data_type` for the instrument that meet [start, end], as inclusive
+        """The recorded coverage gaps of `gap_kind` for the instrument that meet [start, end], as inclusive
         (start, end) ranges. A gap's file is named for its start, so every file starting by `end` is read
         (gaps are few)."""
         out = []
@@ -101,7 +101,7 @@ class CatalogReader:
                 table.column("data_type").to_pylist(),
                 strict=True,
             ):
-                if kind == data_type and first <= end and last >= start:
+                if kind == gap_kind.name and first <= end and last >= start:
                     out.append((first, last))
         return out
 

@@ -143,9 +143,9 @@ def funding_gaps(
     last_known = known[-1][0] if known else None
     return [
         CoverageGap.between(
+            FUNDING_RATE,
             inst.exchange,
             inst.instrument_id,
-            "funding_rate",
             hole.start,
             hole.end,
             "the exchange served no settlement here",

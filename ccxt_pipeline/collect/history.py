@@ -104,7 +104,7 @@ def read_stored(reader: CatalogReader | None, kind: DataKind, iid: str, start: i
         return Stored()
     columns = ("ts_init", "interval_minutes") if kind is FUNDING_RATE else ("ts_init",)
     table = reader.read_columns(kind, iid, columns, start, end)
-    gaps = [Range(a, b) for a, b in reader.recorded_gaps(iid, kind.name, start, end)]
+    gaps = [Range(a, b) for a, b in reader.recorded_gaps(iid, kind, start, end)]
     times = table.column("ts_init").to_numpy()
     if kind is not FUNDING_RATE:
         return Stored(times=times, gaps=gaps)

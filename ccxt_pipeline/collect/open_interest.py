@@ -353,4 +353,4 @@ def _clip(
 
 
 def _gap(inst: Instrument, r: Range, reason: str) -> CoverageGap:
-    return CoverageGap.between(inst.exchange, inst.instrument_id, "open_interest", r.start, r.end, reason)
+    return CoverageGap.between(OPEN_INTEREST, inst.exchange, inst.instrument_id, r.start, r.end, reason)

@@ -1,30 +1,30 @@
-"""The tap: what each liquidation message, connection and disconnection does, hooked into ccxt.pro.
+"""The tap: one exchange's connection as ccxt.pro reports it, hooked into its exchange class.
 
 Two ccxt.pro bugs lose liquidations (docs/exchanges.md): its ws parsers leave the value empty (no contract
 size), and `watch_liquidations` returns only the item of the message that woke it, so a burst that arrives
 before the next `await` is dropped from what it returns. The tap therefore never uses what `watch_*`
-returns: a subclass of the ccxt class sees every raw message in `handle_liquidation`, and our own parser
-turns it into records (with side, units and notional right). ccxt's own handling of the message is skipped:
-its parse (about half the CPU of each message) and the wake-up and re-subscription of the `watch_*` call
-after every message bought nothing, and at 5,000 events/s they starved the writer (see
-benchmarks/liquidation_burst.py). The `watch_*` calls stay pending: they subscribe, and fail when the
-connection does, which is what the source's reconnect loop waits for.
+returns: a subclass of the ccxt class (`tapped`) hands every raw message to `Tap.liquidation`, and the
+decoder (`stream/decoder.py`) turns it into records (with side, units and notional right). ccxt's own
+handling of the message is skipped: its parse (about half the CPU of each message) and the wake-up and
+re-subscription of the `watch_*` call after every message bought nothing, and at 5,000 events/s they
+starved the writer (see benchmarks/liquidation_burst.py). The `watch_*` calls stay pending: they
+subscribe, and fail when the connection does, which is what the source's reconnect loop waits for.
+
+The tap does no I/O: what it decodes, the gaps it closes and the instruments it meets go out through
+`emit` and `define`, both of which only queue for the writer (they run inside ccxt's receive callback).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from ccxt_pipeline.catalog.definitions import ensure_definition
-from ccxt_pipeline.errors import CatalogError, SymbolError
-from ccxt_pipeline.instruments import Instrument, instrument_for
+from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import CoverageGap, Record
-from ccxt_pipeline.parsers.liquidations import parse_liquidation_message
+from ccxt_pipeline.stream.decoder import Decoded, SeenEvents, decode_liquidations
 from ccxt_pipeline.stream.health import ExchangeHealth
+from ccxt_pipeline.stream.markets import MarketBook
 from ccxt_pipeline.timeutil import NS_PER_MS
 from ccxt_pipeline.venues import LiquidationWire, Venue
 
@@ -32,17 +32,21 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
 Emit = Callable[[list[Record]], None]
-
-_SEEN_MAX = 20_000
-"""Event keys remembered for de-duplication (duplicate frames, replays after a reconnect): minutes of a
-busy market, and a bounded memory for a daemon that runs for months."""
+Define = Callable[[Instrument, Any, int], None]
+"""Queue an instrument's definition (instrument, ccxt market, ts_init) for the writer."""
 
 
 class Tap:
-    """Per-exchange bookkeeping: parse, de-duplicate, emit; connection state, gaps and health."""
+    """Per exchange: connection state, gaps and health; each message through the decoder to `emit`."""
 
     def __init__(
-        self, venue: Venue, health: ExchangeHealth, emit: Emit, clock: Clock, gap_ids: list[str]
+        self,
+        venue: Venue,
+        health: ExchangeHealth,
+        emit: Emit,
+        clock: Clock,
+        gap_ids: list[str],
+        define: Define | None = None,
     ) -> None:
         assert venue.liquidations is not None
         self.venue = venue
@@ -52,46 +56,21 @@ class Tap:
         self.clock = clock
         self.gap_ids = gap_ids
         """Instrument ids a disconnect is recorded under (the subscribed ones, or `MARKET.<VENUE>`)."""
-        self._markets: dict[str, tuple[Instrument, float] | None] = {}
-        self._exchange: Any = None
-        self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._define = define
+        """Where instrument definitions go (None with --no-store)."""
+        self.markets = MarketBook(venue.name, self.define)
+        self.seen = SeenEvents()
         self._gap_start: int | None = None
         self._closing = False
-        self.definitions_root: Path | None = None
-        """Catalog to write instrument definitions to (None with --no-store)."""
 
     def bind(self, exchange: Any) -> None:
         """The ccxt exchange whose markets translate wire symbols."""
-        self._exchange = exchange
-
-    def lookup(self, market_id: str) -> tuple[Instrument, float] | None:
-        if market_id not in self._markets:
-            self._markets[market_id] = self._resolve(market_id)
-        return self._markets[market_id]
-
-    def _resolve(self, market_id: str) -> tuple[Instrument, float] | None:
-        market = self._exchange.safe_market(market_id, None, None, "swap") if self._exchange else None
-        if not market or not market.get("linear") or not market.get("symbol"):
-            return None  # spot, inverse or unknown: not a market we keep
-        try:
-            inst = instrument_for(self.venue.name, market["symbol"], market)
-        except SymbolError:
-            return None
-        self.define(inst, market)  # a whole-market stream meets instruments as they come
-        return inst, float(market.get("contractSize") or 1.0)
+        self.markets.bind(exchange)
 
     def define(self, inst: Instrument, market: Any) -> None:
-        """Write the instrument's definition to the catalog, if storing and not there yet. A failure (disk
-        full, read-only) is counted in this exchange's errors with its text; the stream goes on."""
-        if self.definitions_root is None:
-            return
-        try:
-            ensure_definition(self.definitions_root, inst, market, self.clock())
-        except (OSError, CatalogError) as exc:
-            self.health.record_error(f"instrument definition not written ({inst.instrument_id}): {exc}")
-            log.warning(
-                "%s: instrument definition not written (%s): %s", self.venue.name, inst.instrument_id, exc
-            )
+        """Queue the instrument's definition for the catalog (the writer writes it, if storing)."""
+        if self._define is not None:
+            self._define(inst, market, self.clock())
 
     # --- hooks called from the ccxt subclass -------------------------------------------------------------
 
@@ -104,33 +83,31 @@ class Tap:
             self._close_gap(now)
 
     def liquidation(self, message: Any) -> None:
-        """One liquidation message: its good items are stored; each bad item is counted and skipped."""
+        """One liquidation message: its new items are emitted; each bad item is counted and skipped."""
         received = self.clock()
-        parsed = parse_liquidation_message(message, self.wire, self.lookup, received_ns=received)
-        for error in parsed.errors:
-            self.health.record_error(f"bad liquidation item skipped: {error}")
-        if parsed.errors:
-            log.warning(
-                "%s: skipped %d bad liquidation item(s) (%s): %.300s",
-                self.venue.name,
-                len(parsed.errors),
-                parsed.errors[0],
-                message,
-            )
-        self.health.unfilled += parsed.unfilled
+        decoded = decode_liquidations(message, self.wire, self.markets.lookup, self.seen, received_ns=received)
+        self._count(decoded, message)
         fresh: list[Record] = []
-        for r in parsed.records:
-            key = (r.instrument_id, r.ts_event, r.side, r.price, r.quantity)
-            if key in self._seen:
-                self.health.duplicates += 1
-                continue
-            self._seen[key] = None
-            if len(self._seen) > _SEEN_MAX:
-                self._seen.popitem(last=False)
+        for r in decoded.records:
             self.health.saw_event(received, r.ts_event)
             fresh.append(r)
         if fresh:
             self.emit(fresh)
+
+    def _count(self, decoded: Decoded, message: Any) -> None:
+        health = self.health
+        for error in decoded.errors:
+            health.record_error(f"bad liquidation item skipped: {error}")
+        if decoded.errors:
+            log.warning(
+                "%s: skipped %d bad liquidation item(s) (%s): %.300s",
+                self.venue.name,
+                len(decoded.errors),
+                decoded.errors[0],
+                message,
+            )
+        health.unfilled += decoded.unfilled
+        health.duplicates += decoded.duplicates
 
     def bad_frame(self, exc: Exception, frame: Any) -> None:
         """A frame ccxt could not decode or handle: counted and skipped, the socket kept."""
@@ -159,14 +136,8 @@ class Tap:
         self.health.gaps += 1
         self.emit(
             [
-                CoverageGap(
-                    exchange=self.venue.name,
-                    instrument_id=iid,
-                    data_type="liquidation",
-                    ts_event=start,
-                    ts_init=start,
-                    end_ns=end,
-                    reason="liquidation stream disconnected",
+                CoverageGap.between(
+                    LIQUIDATION, self.venue.name, iid, start, end, "liquidation stream disconnected"
                 )
                 for iid in self.gap_ids
             ]

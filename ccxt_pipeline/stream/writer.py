@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from ccxt_pipeline.catalog import CatalogWriter, WriteResult, kind_of
+from ccxt_pipeline.catalog import CatalogWriter, WriteResult, get_kind, kind_of
 from ccxt_pipeline.catalog.files import CatalogWriteError
 from ccxt_pipeline.errors import CatalogError
 from ccxt_pipeline.models import CoverageGap, Record
@@ -236,14 +236,13 @@ class BatchingWriter:
         """One gap per series: from the first to the last event dropped (every event between was dropped:
         the oldest go first, and a series arrives in time order)."""
         return [
-            CoverageGap(
-                exchange=d.exchange,
-                instrument_id=d.instrument_id,
-                data_type=d.data_type,
-                ts_event=d.first_ns,
-                ts_init=d.first_ns,
-                end_ns=d.last_ns,
-                reason=f"{d.count} events dropped while the catalog could not be written ({d.why})",
+            CoverageGap.between(
+                get_kind(d.data_type),
+                d.exchange,
+                d.instrument_id,
+                d.first_ns,
+                d.last_ns,
+                f"{d.count} events dropped while the catalog could not be written ({d.why})",
             )
             for d in self._dropped.values()
         ]
