@@ -1,0 +1,187 @@
+"""The liquidation heatmap: liquidated notional in time buckets x price buckets, long and short apart.
+
+Pure: an Arrow table of stored liquidations in (the catalog's columns `exchange`, `side`, `price`,
+`notional`, `ts_init`), a dict out. Vectorised with numpy: each row gets one integer key (time bucket,
+price bucket, exchange, side) and `np.bincount` sums the notional per key.
+
+- Time: an event is in the bucket of its `ts_init` (the catalog's time index, the one `from`/`to` select
+  on, as in `ccxt-cli query`); buckets start on multiples of the bucket size since the epoch (UTC).
+- Price: a bucket `[low, low + price_step)` holds the events whose stored `price` is in it. What that price
+  is depends on the exchange (Binance: average fill price; Bybit: bankruptcy price; docs/catalog.md).
+- Side: `long` is the notional of LONG positions liquidated (`side == "LONG"` in the catalog: a Binance
+  SELL liquidation order, a Bybit `Buy` item), `short` of SHORT positions (docs/catalog.md, Liquidations).
+- `totals` are the sums of every event covered, per exchange and side; the cells add up to them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ccxt_pipeline.errors import InputError
+from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND, ns_to_iso
+
+AUTO_BUCKETS_NS = (
+    NS_PER_SECOND,
+    5 * NS_PER_SECOND,
+    15 * NS_PER_SECOND,
+    30 * NS_PER_SECOND,
+    NS_PER_MINUTE,
+    5 * NS_PER_MINUTE,
+    15 * NS_PER_MINUTE,
+    30 * NS_PER_MINUTE,
+    NS_PER_HOUR,
+    2 * NS_PER_HOUR,
+    4 * NS_PER_HOUR,
+    6 * NS_PER_HOUR,
+    12 * NS_PER_HOUR,
+    NS_PER_DAY,
+    7 * NS_PER_DAY,
+)
+"""Bucket sizes `bucket=auto` chooses from: the smallest that gives at most AUTO_TIME_BUCKETS columns."""
+AUTO_TIME_BUCKETS = 200
+AUTO_PRICE_BUCKETS = 80
+"""`price_step=auto`: a round step (1, 2, 2.5 or 5 x 10^k) giving at most this many price rows."""
+MAX_BUCKETS = 10_000
+"""Most time buckets, and most price buckets, one heatmap may have (a bigger one is a bad parameter)."""
+
+_EPS = 1e-9  # `price / step` a hair below an integer is that integer (0.3 / 0.1 = 2.9999999999999996)
+
+
+def auto_bucket(span_ns: int) -> int:
+    for size in AUTO_BUCKETS_NS:
+        if span_ns // size + 1 <= AUTO_TIME_BUCKETS:
+            return size
+    return AUTO_BUCKETS_NS[-1]
+
+
+def auto_price_step(low: float, high: float) -> float:
+    """A round step that cuts [low, high] into at most AUTO_PRICE_BUCKETS buckets."""
+    span = max(high - low, abs(high) * 1e-6, 1e-12)
+    raw = span / (AUTO_PRICE_BUCKETS - 1)
+    exp = math.floor(math.log10(raw))
+    for mult in (1.0, 2.0, 2.5, 5.0, 10.0):
+        step = mult * 10.0**exp
+        if step >= raw * (1 - 1e-12):
+            return float(f"{step:.12g}")
+    return float(f"{10.0 ** (exp + 1):.12g}")  # pragma: no cover (10 x 10^exp >= raw always)
+
+
+def heatmap(
+    table: pa.Table,
+    start: int,
+    end: int,
+    *,
+    bucket_ns: int | None = None,
+    price_step: float | None = None,
+    exchanges: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The heatmap of the rows of `table` (which the caller selected with `start <= ts_init <= end`).
+
+    `bucket_ns`/`price_step` None: chosen automatically. `exchanges`: listed in `totals` even without
+    events. Raises InputError (subject `bucket` or `price_step`) when the grid would be too large."""
+    if end < start:
+        raise InputError("end", f"the end {ns_to_iso(end)} is before the start {ns_to_iso(start)}")
+    if bucket_ns is None:
+        bucket_ns = auto_bucket(end - start)
+    if bucket_ns <= 0:
+        raise InputError("bucket", "the bucket must be longer than zero")
+    t0 = start - start % bucket_ns
+    n_time = (end - t0) // bucket_ns + 1
+    if n_time > MAX_BUCKETS:
+        raise InputError(
+            "bucket",
+            f"{n_time:,} time buckets of {bucket_ns / NS_PER_SECOND:g}s for this range "
+            f"(at most {MAX_BUCKETS:,}): use a larger bucket or a shorter range",
+        )
+    if price_step is not None and not (math.isfinite(price_step) and price_step > 0):
+        raise InputError("price_step", f"price_step must be a number above zero (got {price_step})")
+    names = list(dict.fromkeys([*exchanges, *_distinct(table.column("exchange"))]))
+    totals = {name: {"long": 0.0, "short": 0.0} for name in names}
+    result: dict[str, Any] = {
+        "from": ns_to_iso(start),
+        "from_ns": start,
+        "to": ns_to_iso(end),
+        "to_ns": end,
+        "bucket_ns": bucket_ns,
+        "price_step": price_step,
+        "time_buckets": [t0 + i * bucket_ns for i in range(n_time)],
+        "price_buckets": [],
+        "cells": [],
+        "totals": totals,
+        "events": table.num_rows,
+    }
+    if table.num_rows == 0:
+        return result
+
+    ts = _np(table.column("ts_init")).astype(np.int64, copy=False)
+    price = _np(table.column("price")).astype(np.float64, copy=False)
+    notional = _np(table.column("notional")).astype(np.float64, copy=False)
+    short = _np(pc.not_equal(table.column("side"), "LONG")).astype(np.int64)
+    ex = _np(pc.index_in(table.column("exchange"), value_set=pa.array(names))).astype(np.int64)
+
+    if price_step is None:
+        price_step = auto_price_step(float(price.min()), float(price.max()))
+        result["price_step"] = price_step
+    p_idx = np.floor(price / price_step + _EPS).astype(np.int64)
+    p_lo = int(p_idx.min())
+    n_price = int(p_idx.max()) - p_lo + 1
+    if n_price > MAX_BUCKETS:
+        raise InputError(
+            "price_step",
+            f"{n_price:,} price buckets of {price_step:g} for prices {price.min():g} to {price.max():g} "
+            f"(at most {MAX_BUCKETS:,}): use a larger price_step",
+        )
+    t_idx = (ts - t0) // bucket_ns
+    n_ex = len(names)
+    key = ((t_idx * n_price + (p_idx - p_lo)) * n_ex + ex) * 2 + short
+    size = n_time * n_price * n_ex * 2
+    if size <= 8_000_000:  # a dense sum is cheaper than sorting the keys
+        sums = np.bincount(key, weights=notional, minlength=size)
+        used = np.flatnonzero(np.bincount(key, minlength=size))
+        sums = sums[used]
+    else:
+        used, inverse = np.unique(key, return_inverse=True)
+        sums = np.bincount(inverse, weights=notional)
+
+    rest, side = np.divmod(used, 2)
+    rest, ex_code = np.divmod(rest, n_ex)
+    t_cell, p_cell = np.divmod(rest, n_price)
+    cells: dict[tuple[int, int], dict[str, Any]] = {}
+    for t, p, e, s, value in zip(
+        t_cell.tolist(), p_cell.tolist(), ex_code.tolist(), side.tolist(), sums.tolist(), strict=True
+    ):
+        cell = cells.get((t, p))
+        if cell is None:
+            cell = cells[(t, p)] = {"t": t, "p": p, "long": 0.0, "short": 0.0, "by_exchange": {}}
+        which = "short" if s else "long"
+        cell[which] += value
+        per = cell["by_exchange"].setdefault(names[e], {"long": 0.0, "short": 0.0})
+        per[which] += value
+    per_ex = np.bincount(ex * 2 + short, weights=notional, minlength=n_ex * 2)
+    for i, name in enumerate(names):
+        totals[name] = {"long": float(per_ex[2 * i]), "short": float(per_ex[2 * i + 1])}
+    result["price_buckets"] = [_round(i * price_step) for i in range(p_lo, p_lo + n_price)]
+    result["cells"] = list(cells.values())
+    return result
+
+
+def _np(col: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    out: np.ndarray[Any, Any] = col.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _distinct(col: pa.ChunkedArray) -> list[str]:
+    return sorted(str(v) for v in pc.unique(col).to_pylist())
+
+
+def _round(value: float) -> float:
+    """A bucket's low edge without float noise (`3 * 0.1` is 0.30000000000000004)."""
+    return float(f"{value:.12g}")
