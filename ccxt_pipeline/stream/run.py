@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from ccxt_pipeline.stream.source import run_source
 from ccxt_pipeline.stream.tap import Tap
 from ccxt_pipeline.stream.writer import BatchingWriter
 from ccxt_pipeline.timeutil import now_ns
-from ccxt_pipeline.venues import get_venue
+from ccxt_pipeline.venues import Venue, get_venue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class StreamSummary:
     """Events still unwritten at the stop: the catalog never became writable again."""
     storage: str | None = None
     """Why the catalog could not be written at the stop (`disk full`, ...), if it could not."""
+    failure: str | None = None
+    """Why the stream stopped before it was asked to (the catalog writer failed), if it did."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +68,7 @@ class StreamSummary:
             "dropped_events": self.dropped_events,
             "unsaved_events": self.unsaved_events,
             "storage": self.storage,
+            "failure": self.failure,
         }
 
 
@@ -105,18 +111,13 @@ def plan_stream(
     return plan, notes
 
 
-class _WatchedTap(Tap):
-    """A tap that remembers whether its websocket ever opened, for the summary (and the exit code)."""
-
-    ever_connected = False
-
-    def connected(self) -> None:
-        self.ever_connected = True
-        super().connected()
-
-
 class LiquidationStream:
-    """Liquidations from every planned exchange into one queue and the catalog."""
+    """Liquidations from every planned exchange into one queue and the catalog.
+
+    `run` supervises one task per exchange and the writer in a task group: an exchange that fails never
+    stops the others (its health says why), and a writer that fails stops the stream at once (every
+    exchange's health and the summary say why) after storing whatever it still can.
+    """
 
     def __init__(
         self,
@@ -132,68 +133,120 @@ class LiquidationStream:
         self.writer = CatalogWriter(settings.catalog_path) if request.store else None
         self.clock = clock
         self.health = {name: ExchangeHealth(name) for name in self.plan}
-        self.taps: dict[str, _WatchedTap] = {}
         self.batcher = BatchingWriter(
-            self.writer, settings.stream.queue_size, settings.stream.flush_seconds, on_records
+            self.writer,
+            settings.stream.queue_size,
+            settings.stream.flush_seconds,
+            on_records,
+            on_definition_failed=self._definition_failed,
         )
+        self.taps = {name: self._tap(get_venue(name), self.plan[name]) for name in self.plan}
+        self.failure: str | None = None
+        """Why the writer failed, once it has."""
+
+    def _tap(self, venue: Venue, instruments: list[Instrument] | None) -> Tap:
+        gap_ids = (
+            [i.instrument_id for i in instruments] if instruments else [f"MARKET.{venue.nautilus_venue}"]
+        )
+        define = self.batcher.define if self.writer is not None else None
+        return Tap(venue, self.health[venue.name], self.batcher.put, self.clock, gap_ids, define)
 
     async def run(self, stop: asyncio.Event) -> StreamSummary:
-        """Stream until `stop` is set (or the duration passes); then flush everything and summarise."""
+        """Stream until `stop` is set, the duration passes or the writer fails; then flush everything
+        and summarise."""
         started = time.monotonic()
-        stop_sources, stop_writer = asyncio.Event(), asyncio.Event()
+        stop_sources, stop_writer, failed = asyncio.Event(), asyncio.Event(), asyncio.Event()
         policy = RetryPolicy.from_settings(self.settings.retry)
-        sources = []
-        for name, instruments in self.plan.items():
-            venue = get_venue(name)
-            gap_ids = (
-                [i.instrument_id for i in instruments] if instruments else [f"MARKET.{venue.nautilus_venue}"]
-            )
-            tap = _WatchedTap(venue, self.health[name], self.batcher.put, self.clock, gap_ids)
-            self.taps[name] = tap
-            tap.definitions_root = self.writer.root if self.writer is not None else None
-            settings = self.settings.exchanges.get(name) or ExchangeSettings()
-            sources.append(
-                asyncio.create_task(
-                    self._guarded(
-                        run_source(tap, settings, self.settings.stream, policy, instruments, stop_sources),
-                        name,
-                    )
-                )
-            )
-        writer_task = asyncio.create_task(self.batcher.run(stop_writer))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=self.request.duration_s)
-        stop_sources.set()
-        await asyncio.gather(*sources)
-        stop_writer.set()
-        await writer_task
+        async with asyncio.TaskGroup() as group:
+            sources = [
+                group.create_task(self._source(name, instruments, policy, stop_sources))
+                for name, instruments in self.plan.items()
+            ]
+            group.create_task(self._write(stop_writer, failed))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.request.duration_s):
+                    await _either(stop, failed)
+            stop_sources.set()
+            await asyncio.wait(sources)  # each closes its sockets and records a gap still open
+            stop_writer.set()
+        if self.failure is not None:
+            await self._salvage()
+        return self._summary(time.monotonic() - started)
+
+    async def _source(
+        self, name: str, instruments: list[Instrument] | None, policy: RetryPolicy, stop: asyncio.Event
+    ) -> None:
+        """One exchange, until `stop`. Its failing for good (markets that never load, or a bug) is told
+        in its health and never stops the others."""
+        settings = self.settings.exchanges.get(name) or ExchangeSettings()
+        try:
+            await run_source(self.taps[name], settings, self.settings.stream, policy, instruments, stop)
+        except PipelineError as exc:
+            self.health[name].record_error(str(exc))
+            self.health[name].note = f"stopped: {exc}"
+        except Exception as exc:
+            log.exception("%s: liquidation stream failed", name)
+            self.health[name].record_error(f"stream failed: {type(exc).__name__}: {exc}")
+            self.health[name].note = f"stopped: {type(exc).__name__}: {exc}"
+        finally:
+            self.health[name].stopped = True
+
+    async def _write(self, stop: asyncio.Event, failed: asyncio.Event) -> None:
+        """The writer, until `stop`; if it fails, `failed` is set so that `run` stops at once."""
+        try:
+            await self.batcher.run(stop)
+        except Exception as exc:
+            log.exception("the catalog writer failed")
+            self.failure = f"the catalog writer failed: {type(exc).__name__}: {exc}"
+            for health in self.health.values():
+                health.record_error(self.failure)
+            failed.set()
+
+    async def _salvage(self) -> None:
+        """After the writer failed: store what is still queued if the catalog takes it (the gaps the
+        sources closed at the stop included); what it does not take is counted as unsaved."""
+        try:
+            await self.batcher.drain()
+        except Exception as exc:
+            self.batcher.unsaved = len(self.batcher.pending)
+            log.error("%d events not stored after the writer failed: %s", self.batcher.unsaved, exc)
+
+    def _definition_failed(self, exchange: str, text: str) -> None:
+        health = self.health.get(exchange)
+        if health is not None:
+            health.record_error(text)
+
+    def _summary(self, seconds: float) -> StreamSummary:
         return StreamSummary(
-            seconds=time.monotonic() - started,
+            seconds=seconds,
             health=self.health,
             rows_written=self.batcher.rows_written,
             gaps_written=self.batcher.gaps_written,
             dropped_batches=self.batcher.dropped,
             notes=self.notes,
-            never_connected=self._never_connected(time.monotonic() - started),
+            never_connected=self._never_connected(seconds),
             dropped_events=self.batcher.dropped_records,
             unsaved_events=self.batcher.unsaved,
             storage=self.batcher.blocked,
+            failure=self.failure,
         )
 
     def _never_connected(self, seconds: float) -> dict[str, str]:
         """Exchanges that had something to subscribe but never opened a socket, with the reason."""
         out = {}
-        for name, tap in self.taps.items():
-            health = self.health[name]
-            if tap.ever_connected or (health.note or "").startswith("not listed"):
+        for name, health in self.health.items():
+            if health.ever_connected or (health.note or "").startswith("not listed"):
                 continue
             out[name] = health.last_error or f"no connection within {seconds:.1f}s"
         return out
 
-    async def _guarded(self, source: Any, name: str) -> None:
-        """One exchange failing for good (its markets never load) never stops the others."""
-        try:
-            await source
-        except PipelineError as exc:
-            self.health[name].record_error(str(exc))
-            self.health[name].note = f"stopped: {exc}"
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    """Wait until `a` or `b` is set."""
+    waits = [asyncio.create_task(a.wait()), asyncio.create_task(b.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)

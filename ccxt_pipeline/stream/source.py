@@ -121,18 +121,14 @@ async def _watch_until_stop(
     tap: Tap,
     stale_seconds: float,
 ) -> None:
-    """Run the watch calls and the watchdog; return when `stop` is set, raise when the connection fails."""
-
-    async def watch(call: Callable[[], Awaitable[Any]]) -> None:
-        while True:
-            await call()  # the tap has already taken every event; the returned list is not used
-
+    """Hold the subscriptions beside the watchdog; return when `stop` is set, raise when the connection
+    fails."""
     calls: list[Callable[[], Awaitable[Any]]]
     if instruments is None:
         calls = [functools.partial(exchange.watch_liquidations_for_symbols, [])]
     else:
         calls = [functools.partial(exchange.watch_liquidations, inst.ccxt_symbol) for inst in instruments]
-    tasks = [asyncio.create_task(watch(c)) for c in calls]
+    tasks = [asyncio.create_task(_hold_subscription(c)) for c in calls]
     tasks.append(asyncio.create_task(_watchdog(exchange, tap, stale_seconds)))
     stopper = asyncio.create_task(stop.wait())
     try:
@@ -151,6 +147,19 @@ async def _watch_until_stop(
         for task in [*tasks, stopper]:
             task.cancel()
         await asyncio.gather(*tasks, stopper, return_exceptions=True)
+
+
+async def _hold_subscription(watch: Callable[[], Awaitable[Any]]) -> None:
+    """Keep one `watch_*` subscription open, for its failure only.
+
+    Events never come back through here: the tapped class hands each message to the tap and never
+    resolves ccxt's future (stream/tap.py), so the call subscribes and then stays pending until its
+    connection fails, when it raises, which is what the reconnect loop waits for. Were a ccxt version to
+    resolve it anyway, its value (ccxt's own parse, which loses items) is discarded on purpose and the
+    subscription renewed.
+    """
+    while True:
+        await watch()
 
 
 async def _watchdog(exchange: Any, tap: Tap, stale_seconds: float) -> None:

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ccxt_pipeline.catalog import LIQUIDATION
 from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import CoverageGap, Record
 from ccxt_pipeline.stream.decoder import Decoded, SeenEvents, decode_liquidations
@@ -85,7 +86,9 @@ class Tap:
     def liquidation(self, message: Any) -> None:
         """One liquidation message: its new items are emitted; each bad item is counted and skipped."""
         received = self.clock()
-        decoded = decode_liquidations(message, self.wire, self.markets.lookup, self.seen, received_ns=received)
+        decoded = decode_liquidations(
+            message, self.wire, self.markets.lookup, self.seen, received_ns=received
+        )
         self._count(decoded, message)
         fresh: list[Record] = []
         for r in decoded.records:
@@ -115,7 +118,7 @@ class Tap:
         log.warning("%s: skipped a frame ccxt could not handle (%s): %.200r", self.venue.name, exc, frame)
 
     def connected(self) -> None:
-        self.health.connected = True
+        self.health.connected = self.health.ever_connected = True
         self.health.connected_at_ns = self.clock()
 
     def disconnected(self, reason: str, last_pong_ms: int | None = None) -> None:
@@ -147,9 +150,12 @@ class Tap:
         """We are closing the sockets ourselves (shutdown): that is no outage."""
         self._closing = True
         self.health.connected = False
+        self.health.stopped = True
 
     def finish(self) -> None:
         """At shutdown: a gap still open (an outage when the stop came) ends now."""
+        self.health.connected = False
+        self.health.stopped = True
         if self._gap_start is not None:
             self._close_gap(self.clock())
 

@@ -3,6 +3,11 @@
 Durability: records reach disk (atomic file, fsync) within `flush_seconds` of arriving, so a SIGKILL loses
 at most that much; on a clean stop (SIGINT/SIGTERM) the queue is drained and flushed before exit.
 
+Records are routed by their catalog `DataKind` (`ROUTES`): liquidations go to minute files and may be
+dropped past the memory bound; coverage gaps are written as they are and never dropped. Instrument
+definitions the streams meet are queued here too (`define`) and written by the same flush, in the
+worker thread, never in a socket's receive callback.
+
 When the catalog cannot be written (disk full, quota, read-only, permission) nothing stops: the sockets
 stay open, the records of every failed flush are kept in memory, oldest first, and every flush tries
 again, so they are written as soon as space returns. The memory is bounded: past `max_pending` records,
@@ -16,14 +21,18 @@ import asyncio
 import errno
 import logging
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
-from ccxt_pipeline.catalog import CatalogWriter, WriteResult, get_kind, kind_of
+from ccxt_pipeline.catalog import COVERAGE_GAP, LIQUIDATION, CatalogWriter, DataKind, WriteResult, kind_of
+from ccxt_pipeline.catalog.definitions import ensure_definition
 from ccxt_pipeline.catalog.files import CatalogWriteError
 from ccxt_pipeline.errors import CatalogError
+from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import CoverageGap, Record
 from ccxt_pipeline.timeutil import NS_PER_SECOND
 
@@ -37,6 +46,26 @@ MAX_PENDING = 100_000
 Binance's whole-market stream."""
 
 _WHY = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "catalog read-only"}
+
+
+@dataclass(frozen=True)
+class Route:
+    """How the stream writer stores one kind of record."""
+
+    bucket_ns: int | None
+    """Files per time bucket (merged into on each flush), or None: the catalog's own file layout."""
+    droppable: bool
+    """May be dropped (and recorded as a gap) past the memory bound while the catalog cannot be written."""
+
+
+ROUTES: Mapping[str, Route] = {
+    LIQUIDATION.name: Route(bucket_ns=BUCKET_NS, droppable=True),
+    COVERAGE_GAP.name: Route(bucket_ns=None, droppable=False),  # few and small; what a drop leaves behind
+}
+_OTHER = Route(bucket_ns=None, droppable=False)
+
+DefinitionFailed = Callable[[str, str], None]
+"""Told (exchange, error text) when an instrument definition could not be written."""
 
 
 def _write(writer: CatalogWriter, records: list[Record], bucket_ns: int | None = None) -> WriteResult:
@@ -53,12 +82,21 @@ def _write(writer: CatalogWriter, records: list[Record], bucket_ns: int | None =
 
 
 @dataclass
+class _Definition:
+    inst: Instrument
+    market: Any
+    """ccxt's market (its `info` is the exchange's own row)."""
+    ts_ns: int
+    failed: bool = False
+
+
+@dataclass
 class _Dropped:
     """Records of one series dropped while the catalog could not be written: a gap to record."""
 
     exchange: str
     instrument_id: str
-    data_type: str
+    kind: DataKind
     first_ns: int
     last_ns: int
     count: int
@@ -77,6 +115,7 @@ class BatchingWriter:
         *,
         max_pending: int = MAX_PENDING,
         on_status: Callable[[str | None], None] | None = None,
+        on_definition_failed: DefinitionFailed | None = None,
     ) -> None:
         self.writer = writer
         self.queue: asyncio.Queue[list[Record]] = asyncio.Queue(maxsize=queue_size)
@@ -85,8 +124,9 @@ class BatchingWriter:
         self.max_pending = max_pending
         self.on_status = on_status
         """Called with `status()` whenever it changes (at most once per flush)."""
-        self.rows_written = 0
-        self.gaps_written = 0
+        self.on_definition_failed = on_definition_failed
+        self.written: Counter[str] = Counter()
+        """Rows written, by kind name."""
         self.flushes = 0
         self.dropped = 0
         """Batches refused because the queue was full (never expected: the writer is far faster than any
@@ -100,7 +140,18 @@ class BatchingWriter:
         self.unsaved = 0
         """Records still unwritten when the writer stopped (the catalog never became writable again)."""
         self._dropped: dict[tuple[str, str], _Dropped] = {}
+        self._definitions: dict[str, _Definition] = {}
+        """Instrument definitions to write, by instrument id (kept until written)."""
+        self._defined: set[str] = set()
         self._status: str | None = None
+
+    @property
+    def rows_written(self) -> int:
+        return self.written[LIQUIDATION.name]
+
+    @property
+    def gaps_written(self) -> int:
+        return self.written[COVERAGE_GAP.name]
 
     def put(self, records: list[Record]) -> None:
         """Called from the sockets' callbacks (synchronous): never blocks."""
@@ -109,6 +160,12 @@ class BatchingWriter:
         except asyncio.QueueFull:
             self.dropped += 1
             log.error("liquidation queue full: %d records dropped", len(records))
+
+    def define(self, inst: Instrument, market: Any, ts_ns: int) -> None:
+        """Queue `inst`'s definition for the next flush (called from the sockets' callbacks: no I/O)."""
+        if self.writer is None or inst.instrument_id in self._defined:
+            return
+        self._definitions.setdefault(inst.instrument_id, _Definition(inst, market, ts_ns))
 
     def status(self) -> str | None:
         """`disk full: 25 events waiting` while the catalog cannot be written; None while all is well."""
@@ -159,15 +216,21 @@ class BatchingWriter:
             )
 
     async def _flush(self, batch: list[Record]) -> None:
+        """Store `batch` and what earlier flushes kept, then show it (`on_records`): stored first, so
+        that a failing printer costs no row."""
+        if self.writer is not None:
+            self.pending.extend(batch)
+            await self._store(self.writer)
         if batch and self.on_records is not None:
             self.on_records(batch)
-        if self.writer is None:
-            return
-        self.pending.extend(batch)
-        if not self.pending:
+
+    async def _store(self, writer: CatalogWriter) -> None:
+        if self._definitions:
+            await self._write_definitions(writer)
+        if not self.pending and not self._dropped:
             return
         try:
-            await self._write_pending(self.writer)
+            await self._write_pending(writer)
         except (OSError, CatalogError) as exc:
             self._blocked(exc)
             self._bound()
@@ -178,25 +241,49 @@ class BatchingWriter:
             self.flushes += 1
         self._report()
 
+    async def _write_definitions(self, writer: CatalogWriter) -> None:
+        """Write the queued definitions; one that fails (disk full, read-only) is told to its exchange once
+        and tried again at the next flush."""
+        for iid, d in list(self._definitions.items()):
+            try:
+                await asyncio.to_thread(ensure_definition, writer.root, d.inst, d.market, d.ts_ns)
+            except (OSError, CatalogError) as exc:  # the disk: try again at the next flush
+                if not d.failed:
+                    d.failed = True
+                    self._definition_failed(d, exc)
+                continue
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:  # a market row not understood
+                self._definition_failed(d, exc)
+            else:
+                self._defined.add(iid)
+            del self._definitions[iid]
+
+    def _definition_failed(self, d: _Definition, exc: Exception) -> None:
+        text = f"instrument definition not written ({d.inst.instrument_id}): {exc}"
+        log.warning("%s: %s", d.inst.exchange, text)
+        if self.on_definition_failed is not None:
+            self.on_definition_failed(d.inst.exchange, text)
+
     async def _write_pending(self, writer: CatalogWriter) -> None:
-        """Write `pending` one series (type and instrument) at a time, taking each off `pending` once it
+        """Write `pending` one series (kind and instrument) at a time, taking each off `pending` once it
         is stored: a flush that fails half-way keeps only what is not yet written."""
         if self._dropped:
             gaps = self._drop_gaps()
-            self.gaps_written += (await asyncio.to_thread(_write, writer, gaps)).rows_written
+            self.written[COVERAGE_GAP.name] += (await asyncio.to_thread(_write, writer, gaps)).rows_written
             self._dropped.clear()
-        series: dict[tuple[type[Record], str], list[Record]] = {}
+        series: dict[tuple[DataKind, str], list[Record]] = {}
         for r in self.pending:
-            series.setdefault((type(r), r.instrument_id), []).append(r)
-        for (model, _), records in series.items():
-            if model is CoverageGap:
-                self.gaps_written += (await asyncio.to_thread(_write, writer, records)).rows_written
-            else:
-                # Minute files: each flush merges into the current minute's file instead of adding one.
-                result = await asyncio.to_thread(_write, writer, records, bucket_ns=BUCKET_NS)
-                self.rows_written += result.rows_written
-            done = {id(r) for r in records}
-            self.pending = [r for r in self.pending if id(r) not in done]
+            series.setdefault((kind_of(type(r)), r.instrument_id), []).append(r)
+        done: set[int] = set()
+        try:
+            for (kind, _), records in series.items():
+                route = ROUTES.get(kind.name, _OTHER)
+                result = await asyncio.to_thread(_write, writer, records, route.bucket_ns)
+                self.written[kind.name] += result.rows_written
+                done.update(id(r) for r in records)
+        finally:
+            if done:
+                self.pending = [r for r in self.pending if id(r) not in done]
 
     def _blocked(self, exc: OSError | CatalogError) -> None:
         code = exc.errno if isinstance(exc, OSError | CatalogWriteError) else None
@@ -218,13 +305,16 @@ class BatchingWriter:
         oldest, self.pending = self.pending[:excess], self.pending[excess:]
         count = 0
         for r in oldest:
-            if isinstance(r, CoverageGap):
-                self.pending.append(r)  # gaps are few and small: never dropped
+            kind = kind_of(type(r))
+            if not ROUTES.get(kind.name, _OTHER).droppable:
+                self.pending.append(r)
                 continue
-            key = (r.instrument_id, kind_of(type(r)).name)
+            key = (r.instrument_id, kind.name)
             d = self._dropped.get(key)
             if d is None:
-                d = _Dropped(r.exchange, *key, r.ts_init, r.ts_init, 0, self.blocked or "disk full")
+                d = _Dropped(
+                    r.exchange, r.instrument_id, kind, r.ts_init, r.ts_init, 0, self.blocked or "disk full"
+                )
                 self._dropped[key] = d
             d.first_ns, d.last_ns = min(d.first_ns, r.ts_init), max(d.last_ns, r.ts_init)
             d.count += 1
@@ -237,7 +327,7 @@ class BatchingWriter:
         the oldest go first, and a series arrives in time order)."""
         return [
             CoverageGap.between(
-                get_kind(d.data_type),
+                d.kind,
                 d.exchange,
                 d.instrument_id,
                 d.first_ns,
