@@ -141,7 +141,7 @@ def test_liquidations_pages_cover_every_row_once(client: TestClient, filled: dic
     rows: list[dict[str, Any]] = []
     cursor = None
     for _ in range(1000):
-        params = {
+        params: dict[str, Any] = {
             "symbol": "BTCUSDT-PERP",
             "from": "1h",
             "limit": 7,

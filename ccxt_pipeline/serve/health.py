@@ -107,7 +107,7 @@ def _one(stream: dict[str, Any] | None, poll: dict[str, Any], stale_s: float, no
         "errors": int(stream.get("errors") or 0),
         "last_error": stream.get("last_error") or poll_error,
         "gaps": int(stream.get("gaps") or 0),
-        "lag_s": None if lag_ms is None else round(float(lag_ms) * NS_PER_MS / NS_PER_SECOND, 3),
+        "lag_s": None if lag_ms is None else float(lag_ms) * NS_PER_MS / NS_PER_SECOND,
         "last_poll": _iso(poll.get("last_ok_ns")),
     }
 

@@ -108,7 +108,7 @@ def render(status: dict[str, Any] | None, locked: bool, now: int) -> str:
     f.add(
         "liquidation_queue_depth",
         "gauge",
-        "Liquidation events received and not yet written",
+        "Liquidation batches queued plus events waiting for the next write",
         [({}, status.get("liquidation_queue"))],
     )
     f.add(
