@@ -11,7 +11,6 @@ import bisect
 import json
 import os
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,15 +32,15 @@ from ccxt_pipeline.catalog.layout import (
     TMP_SUFFIX,
     DataFile,
     file_name,
-    kind_dir,
     list_data_files,
     parse_file_name,
 )
 from ccxt_pipeline.catalog.merge import sort_unique
 from ccxt_pipeline.catalog.migrate import migrate_catalog, migration_problems
 from ccxt_pipeline.catalog.quarantine import QuarantinedFile, list_quarantined
-from ccxt_pipeline.catalog.repair import merge_files, overlapping_groups
-from ccxt_pipeline.catalog.schema import KINDS, DataKind
+from ccxt_pipeline.catalog.repair import merge_files, overlapping_groups, owned_folders, unsorted
+from ccxt_pipeline.catalog.repair import repair as repair_catalog
+from ccxt_pipeline.catalog.schema import DataKind
 from ccxt_pipeline.errors import CatalogError
 from ccxt_pipeline.timeutil import NS_PER_DAY, now_ns, ns_to_iso
 
@@ -72,14 +71,13 @@ def verify(root: Path, *, repair: bool = False) -> VerifyReport:
     fixed without losing a row (and verify again). Row counts before and after are in the report."""
     report = VerifyReport()
     manifest = read_manifest(root)
-    for kind, folder in _folders(root):
+    for kind, folder in owned_folders(root):
         found = _check_folder(kind, folder, report)
         report.problems.extend(found + _check_rows(root, folder, found, manifest))
     report.problems.extend(Problem("needs-migration", p, d) for p, d in migration_problems(root))
     if repair and report.problems:
         with exclusive_lock(root / LOCK_FILE):
-            for kind, folder in _folders(root):
-                _repair_folder(kind, folder)
+            repair_catalog(root, rewrite=True)
             migrate_catalog(root)  # files an earlier release wrote, to today's schema version
         after = verify(root)
         report.repaired = [p for p in report.problems if p.repairable]
@@ -87,14 +85,6 @@ def verify(root: Path, *, repair: bool = False) -> VerifyReport:
         report.files, report.rows = after.files, after.rows
     report.quarantined = list_quarantined(root)
     return report
-
-
-def _folders(root: Path) -> Iterable[tuple[DataKind, Path]]:
-    for kind in KINDS.values():
-        base = kind_dir(root, kind)
-        if base.is_dir():
-            for folder in sorted(p for p in base.iterdir() if p.is_dir()):
-                yield kind, folder
 
 
 def _check_folder(kind: DataKind, folder: Path, report: VerifyReport) -> list[Problem]:
@@ -130,7 +120,7 @@ def _check_folder(kind: DataKind, folder: Path, report: VerifyReport) -> list[Pr
         ts = table.column("ts_init")
         if table.num_rows and (pc.min(ts).as_py() < f.start or pc.max(ts).as_py() > f.end):
             problems.append(Problem("name-understates", f.path, "rows outside the range the name declares"))
-        if _unsorted(table):
+        if unsorted(table):
             problems.append(Problem("unsorted", f.path, "rows not sorted by ts_init"))
         elif sort_unique(kind, table).num_rows != table.num_rows:
             problems.append(Problem("duplicates", f.path, "rows with the same natural key"))
@@ -151,48 +141,6 @@ def _castable(kind: DataKind, table: pa.Table) -> bool:
     except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
     return True
-
-
-def _repair_folder(kind: DataKind, folder: Path) -> None:
-    """Temp files go; a file with a bad or understating name is renamed to its rows' range; unsorted,
-    duplicated or mistyped files are rewritten; then overlapping files are merged. No row is dropped but
-    exact duplicates (same natural key)."""
-    for name in os.listdir(folder):
-        if name.endswith(TMP_SUFFIX):
-            (folder / name).unlink()
-    for name in sorted(os.listdir(folder)):
-        path = folder / name
-        if not name.endswith(PARQUET):
-            continue
-        raw = read_data_file(kind, path, raw=True)
-        # Cast to the type's schema: fixes a castable dtype. Unreadable or uncastable: quarantined.
-        table = read_data_file(kind, path) if raw is not None else None
-        if raw is None or table is None:
-            continue
-        if table.num_rows == 0:
-            path.unlink()
-            continue
-        fixed = sort_unique(kind, table)
-        lo, hi = int(pc.min(fixed.column("ts_init")).as_py()), int(pc.max(fixed.column("ts_init")).as_py())
-        parsed = parse_file_name(name)
-        rename = parsed is None or lo < parsed[0] or hi > parsed[1]
-        mistyped = raw.schema.remove_metadata() != kind.schema.remove_metadata()
-        if not (rename or mistyped or fixed.num_rows != table.num_rows or _unsorted(table)):
-            continue
-        target = folder / file_name(lo, hi) if rename else path
-        if target != path and target.exists():  # a file with that very range: merge into it
-            there = read_data_file(kind, target)
-            fixed = sort_unique(kind, pa.concat_tables([there, fixed])) if there is not None else fixed
-        write_parquet_atomic(fixed, target)
-        if target != path:
-            remove_files([path])
-    for group in overlapping_groups(list_data_files(folder)):
-        merge_files(kind, group)
-
-
-def _unsorted(table: pa.Table) -> bool:
-    ts = table.column("ts_init")
-    return table.num_rows > 1 and not pc.all(pc.less_equal(ts.slice(0, len(ts) - 1), ts.slice(1))).as_py()
 
 
 @dataclass
@@ -227,7 +175,7 @@ def compact(root: Path, *, today_start: int | None = None, durable: bool = True)
         today_start = now - now % NS_PER_DAY
     report = CompactReport()
     entries: dict[str, dict[str, int]] = {}
-    for kind, folder in _folders(root):
+    for kind, folder in owned_folders(root):
         with exclusive_lock(root / LOCK_FILE):
             entry = _compact_folder(kind, folder, today_start, report, durable)
         if entry is not None:
