@@ -1,4 +1,5 @@
-"""Shared fixtures: the exchange simulator in a background thread, and settings pointing ccxt at it.
+"""Shared fixtures: the exchange simulator in a background thread, and settings pointing ccxt at it; waiting
+for a condition (`until` in a test's event loop, `wait_for` in a thread), never for a fixed time.
 
 The CLI runs its own event loop (`asyncio.run`), so the simulator lives in a thread with a loop of its own;
 its knobs are plain attributes the test thread may change at any time.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +21,25 @@ from typer.testing import CliRunner, Result
 
 from ccxt_pipeline.cli import app
 from ccxt_pipeline.simulator.server import ExchangeSimulator
+
+
+async def until(predicate: Callable[[], object], within: float = 10.0, what: str = "the condition") -> None:
+    """Wait, yielding to the event loop every 10 ms, until `predicate()` is true; fail naming `what` after
+    `within` seconds (a bound for a stuck test, not a timing assertion)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not met within {within:g}s")
+        await asyncio.sleep(0.01)
+
+
+def wait_for(predicate: Callable[[], object], what: str, within: float = 30.0) -> None:
+    """`until` for a test thread that runs no event loop (the CLI in a subprocess or thread): polls every 50 ms."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not met within {within:g}s")
+        time.sleep(0.05)
 
 
 class Cli(Protocol):

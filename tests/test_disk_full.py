@@ -15,8 +15,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from ccxt_pipeline.cli import app
 from ccxt_pipeline.models import CoverageGap, Record
 from ccxt_pipeline.simulator.server import ExchangeSimulator
 from ccxt_pipeline.stream.writer import BatchingWriter
-from tests.conftest import SimulatorThread, sim_settings
+from tests.conftest import SimulatorThread, sim_settings, wait_for
 from tests.strategies import T0, liq
 from tests.test_stream import expected_row, stored_rows
 
@@ -62,13 +61,6 @@ def fill(disk: Path) -> Path:
     finally:
         os.close(fd)
     return filler
-
-
-def wait_for(predicate: Callable[[], object], what: str, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_stream_keeps_events_while_the_disk_is_full_and_stores_them_after(

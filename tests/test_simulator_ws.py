@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ import pytest
 
 from ccxt_pipeline.simulator import ExchangeSimulator, data
 from ccxt_pipeline.simulator.liquidations import LiquidatedSide, SentEvent
+from tests.conftest import until
 
 NOW = int(datetime(2026, 11, 20, 12, 0, tzinfo=UTC).timestamp() * 1000)
 EXCHANGES = ["binance", "bybit"]
@@ -79,13 +80,6 @@ async def client(sim: ExchangeSimulator, name: str, **extra: Any) -> AsyncIterat
 async def sim() -> AsyncIterator[ExchangeSimulator]:
     async with ExchangeSimulator(seed=7, now_ms=NOW) as simulator:
         yield simulator
-
-
-async def until(predicate: Callable[[], bool], max_wait_s: float = 2.0) -> None:
-    deadline = time.monotonic() + max_wait_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 async def watching(

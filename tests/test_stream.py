@@ -20,7 +20,7 @@ from ccxt_pipeline.simulator.server import ExchangeSimulator, FailureRule
 from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest, StreamSummary
 from ccxt_pipeline.timeutil import NS_PER_MS
 from tests.catalog_checks import as_records, assert_catalog_invariants
-from tests.conftest import sim_settings
+from tests.conftest import sim_settings, until
 
 FAST_STREAM = {
     "flush_seconds": 0.2,
@@ -43,14 +43,6 @@ def stored_rows(catalog: Path) -> list[tuple[Any, ...]]:
     table = CatalogReader(catalog).query(LIQUIDATION)
     cols = [table.column(c).to_pylist() for c in ("instrument_id", "ts_event", "side", "price", "quantity")]
     return list(zip(*cols, strict=True))
-
-
-async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def run_stream(
