@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 
 from ccxt_pipeline import __version__
-from ccxt_pipeline.cli import catalog_cmd, config_cmd, daemon_cmd
+from ccxt_pipeline.cli import catalog_cmd, config_cmd, daemon_cmd, plot_cmd
 from ccxt_pipeline.cli.common import EXIT_CODES_HELP
 from ccxt_pipeline.cli.fetch_cmd import fetch_funding, fetch_oi
 from ccxt_pipeline.cli.instruments_cmd import instruments
+from ccxt_pipeline.cli.serve_cmd import serve
 from ccxt_pipeline.cli.stream_cmd import stream_liquidations
 
 app = typer.Typer(
@@ -29,7 +30,9 @@ app.command("fetch-oi")(fetch_oi)
 app.command("fetch-funding")(fetch_funding)
 app.command("stream-liquidations")(stream_liquidations)
 app.command("instruments")(instruments)
+app.command("plot")(plot_cmd.plot)
 app.command("query")(catalog_cmd.query)
+app.command("serve")(serve)
 app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(daemon_cmd.app, name="daemon")
 app.add_typer(config_cmd.app, name="config")
