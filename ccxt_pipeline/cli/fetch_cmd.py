@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, DataKind
 from ccxt_pipeline.cli.common import (
@@ -25,14 +35,26 @@ from ccxt_pipeline.cli.common import (
     print_json,
 )
 from ccxt_pipeline.collect import run
+from ccxt_pipeline.collect.clients import RequestMeter
+from ccxt_pipeline.collect.report import InstrumentOutcome
 from ccxt_pipeline.collect.run import ExchangeReport, FetchReport, FetchRequest, run_fetch
 from ccxt_pipeline.errors import PipelineError
 from ccxt_pipeline.models import FundingRateEstimate, OpenInterest
 from ccxt_pipeline.timeutil import PERIODS_NS, now_ns, ns_to_iso, parse_period, parse_when
 
 SymbolsArg = Annotated[
-    list[str],
-    typer.Argument(help="Symbols: BTCUSDT-PERP (every exchange), BTC/USDT:USDT, or BTCUSDT-PERP.BINANCE."),
+    list[str] | None,
+    typer.Argument(
+        help="Symbols: BTCUSDT-PERP (every exchange), BTC/USDT:USDT, or BTCUSDT-PERP.BINANCE (that exchange only).",
+        show_default=False,
+    ),
+]
+AllOption = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="Every linear perpetual listed on the exchanges (-e to choose them); each from its listing date.",
+    ),
 ]
 FromOption = Annotated[
     str | None,
@@ -52,7 +74,8 @@ NoStoreOption = Annotated[bool, typer.Option("--no-store", help="Fetch and print
 
 
 def fetch_oi(
-    symbols: SymbolsArg,
+    symbols: SymbolsArg = None,
+    all_symbols: AllOption = False,
     exchange: ExchangeOption = None,
     from_: FromOption = None,
     to: ToOption = None,
@@ -74,12 +97,26 @@ def fetch_oi(
       ccxt-cli fetch-oi BTCUSDT-PERP
 
       ccxt-cli fetch-oi BTCUSDT-PERP ETHUSDT-PERP --from 30d -e binance -e bybit
+
+      ccxt-cli fetch-oi --all -e binance --from 30d
     """
-    _run(OPEN_INTEREST, symbols, exchange, from_, to, period, catalog, config, no_store, json_out)
+    _run(
+        OPEN_INTEREST,
+        _Selection(symbols or [], all_symbols),
+        exchange,
+        from_,
+        to,
+        period,
+        catalog,
+        config,
+        no_store,
+        json_out,
+    )
 
 
 def fetch_funding(
-    symbols: SymbolsArg,
+    symbols: SymbolsArg = None,
+    all_symbols: AllOption = False,
     exchange: ExchangeOption = None,
     from_: FromOption = None,
     to: ToOption = None,
@@ -97,18 +134,41 @@ def fetch_funding(
       ccxt-cli fetch-funding BTCUSDT-PERP
 
       ccxt-cli fetch-funding BTCUSDT-PERP SOLUSDT-PERP --from 2025-01-01
+
+      ccxt-cli fetch-funding --all --from 2024-01-01
     """
-    _run(FUNDING_RATE, symbols, exchange, from_, to, "5m", catalog, config, no_store, json_out)
+    _run(
+        FUNDING_RATE,
+        _Selection(symbols or [], all_symbols),
+        exchange,
+        from_,
+        to,
+        "5m",
+        catalog,
+        config,
+        no_store,
+        json_out,
+    )
 
 
 for _cmd in (fetch_oi, fetch_funding):
     _cmd.__doc__ = f"{_cmd.__doc__}\n\n    {EXIT_CODES_HELP}"
 
 
+@dataclass(frozen=True)
+class _Selection:
+    symbols: list[str]
+    all_symbols: bool
+
+
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, what a shell reports for a program stopped by Ctrl-C."""
+
+
 @guarded
 def _run(
     data: DataKind,
-    symbols: list[str],
+    selection: _Selection,
     exchanges: list[str] | None,
     from_: str | None,
     to: str | None,
@@ -118,6 +178,12 @@ def _run(
     no_store: bool,
     json_out: bool,
 ) -> None:
+    if selection.all_symbols and selection.symbols:
+        raise PipelineError(
+            f"--all fetches every perpetual: name no symbols with it (got {selection.symbols[0]})"
+        )
+    if not selection.all_symbols and not selection.symbols:
+        raise PipelineError("no symbol to fetch: name symbols, or use --all")
     settings = load(config, catalog)
     now = now_ns()
     start = parse_when(from_, now, "start") if from_ is not None else None
@@ -125,12 +191,27 @@ def _run(
     if end is not None and start is None:
         raise PipelineError("--to needs --from")
     period = parse_period(period)  # the duration grammar: `60m` is `1h`
-    request = FetchRequest(data, symbols, exchanges or (), start, end, period, store=not no_store)
-    if start is None or json_out:
-        report = asyncio.run(run_fetch(settings, request))
-    else:
-        with _ProgressBars() as bars:
-            report = asyncio.run(run_fetch(settings, request, progress=bars))
+    request = FetchRequest(
+        data,
+        selection.symbols,
+        exchanges or (),
+        start,
+        end,
+        period,
+        store=not no_store,
+        all_symbols=selection.all_symbols,
+    )
+    report = FetchReport([])
+    bars = _ProgressBars() if start is not None and not json_out else run.Progress()
+    try:
+        try:
+            asyncio.run(run_fetch(settings, request, progress=bars, report=report))
+        finally:
+            if isinstance(bars, _ProgressBars):
+                bars.stop()
+    except KeyboardInterrupt:
+        _interrupted(report, request, json_out)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     _render(report, request, json_out)
     raise typer.Exit(int(_exit_code(report)))
 
@@ -142,48 +223,107 @@ def _exit_code(report: FetchReport) -> Exit:
     return Exit.FAILED if failed == len(report.exchanges) else Exit.PARTIAL
 
 
+def _interrupted(report: FetchReport, request: FetchRequest, json_out: bool) -> None:
+    """Ctrl-C: one line per exchange, what was saved; what arrived before is in the catalog."""
+    lines = []
+    for ex in report.exchanges:
+        if request.start is None or not request.store:
+            lines.append(f"{ex.exchange}: interrupted; {ex.written:,} rows saved")
+            continue
+        done = len(ex.outcomes)
+        lines.append(
+            f"{ex.exchange}: interrupted; {ex.written:,} new rows saved ({done} of {len(ex.instruments)} "
+            f"symbols done); a rerun fetches only what is missing"
+        )
+    if not lines:
+        lines.append("interrupted before any exchange answered; nothing was saved")
+    if json_out:
+        print_json(
+            {"interrupted": True, "exchanges": [_exchange_json(ex, request) for ex in report.exchanges]}
+        )
+    for line in lines:
+        err.print(line, markup=False)
+
+
+class _RequestRate(ProgressColumn):
+    """Requests sent in the last minute, and ccxt's pace limit when its rate limiter is on."""
+
+    def render(self, task: Task) -> Text:
+        meter: RequestMeter | None = task.fields.get("meter")
+        if meter is None:
+            return Text("")
+        limit = f" (limit {meter.limit_per_minute:,.0f})" if meter.limit_per_minute else ""
+        return Text(f"{meter.per_minute():>5,} req/min{limit}")
+
+
+@dataclass
+class _Bar:
+    total: int
+    meter: RequestMeter | None
+    completed: float = 0.0
+    done: int = 0
+    rows: int = 0
+    task: TaskID | None = None
+
+
 class _ProgressBars(run.Progress):
-    """One rich progress bar per exchange, counting windows (pages) fetched."""
+    """One rich progress bar per exchange: symbols done of the total, new rows stored (the same count as the
+    final table), requests per minute against the limit, and the time left. A bar appears with the first
+    page done, so a run with nothing to fetch shows none."""
 
     def __init__(self) -> None:
         self.bars = Progress(
             TextColumn("{task.description:<12}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rows]:>8} rows"),
-            TimeElapsedColumn(),
+            TextColumn("{task.fields[done]:>5}/{task.total:.0f} symbols"),
+            TextColumn("{task.fields[rows]:>12,} rows"),
+            _RequestRate(),
+            TimeRemainingColumn(),
             console=err,
             transient=False,
         )
-        self.tasks: dict[str, Any] = {}
+        self.state: dict[str, _Bar] = {}
+        self.started = False
 
-    def __enter__(self) -> _ProgressBars:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.tasks:
+    def stop(self) -> None:
+        if self.started:
             self.bars.stop()
+            self.started = False
 
-    def plan(self, exchange: str, windows: int) -> None:
-        if not windows:
-            return  # nothing to fetch: no bar
-        if not self.tasks:
-            self.bars.start()  # only once there is something to show: bad input prints just its line
-        if exchange not in self.tasks:
-            self.tasks[exchange] = self.bars.add_task(exchange, total=0, rows=0)
-        task = self.tasks[exchange]
-        self.bars.update(task, total=(self.bars.tasks[task].total or 0) + windows)
+    def start(self, exchange: str, instruments: int, meter: RequestMeter | None) -> None:
+        self.state[exchange] = _Bar(instruments, meter)
 
-    def advance(self, exchange: str, rows: int) -> None:
-        task = self.tasks.get(exchange)
-        if task is None:
-            return
-        self.bars.update(task, advance=1, rows=self.bars.tasks[task].fields["rows"] + rows)
+    def advance(self, exchange: str, share: float) -> None:
+        bar = self.state.get(exchange)
+        if bar is not None:
+            bar.completed += share
+            self._show(exchange, bar)
+
+    def stored(self, exchange: str, rows: int) -> None:
+        bar = self.state.get(exchange)
+        if bar is not None:
+            bar.rows += rows
+            self._show(exchange, bar)
+
+    def finished(self, exchange: str, outcome: InstrumentOutcome) -> None:
+        bar = self.state.get(exchange)
+        if bar is not None:
+            bar.done += 1
+            if bar.task is not None or not outcome.up_to_date:
+                self._show(exchange, bar)
+
+    def _show(self, exchange: str, bar: _Bar) -> None:
+        if bar.task is None:
+            if not self.started:
+                self.bars.start()
+                self.started = True
+            bar.task = self.bars.add_task(exchange, total=bar.total, done=0, rows=0, meter=bar.meter)
+        self.bars.update(bar.task, completed=min(bar.completed, bar.total), done=bar.done, rows=bar.rows)
 
 
 def _render(report: FetchReport, request: FetchRequest, json_out: bool) -> None:
     if json_out:
-        print_json(_as_json(report, request))
+        print_json({"exchanges": [_exchange_json(ex, request) for ex in report.exchanges]})
     elif request.start is None:
         _current_table(report, request.data)
     else:
@@ -196,23 +336,27 @@ def _render(report: FetchReport, request: FetchRequest, json_out: bool) -> None:
             err.print(f"[bold red]failed:[/] {ex.error}")
 
 
-def _as_json(report: FetchReport, request: FetchRequest) -> dict[str, Any]:
+def _exchange_json(ex: ExchangeReport, request: FetchRequest) -> dict[str, Any]:
     with_records = request.start is None or not request.store
+    history = request.start is not None
     return {
-        "exchanges": [
+        "exchange": ex.exchange,
+        "ok": ex.error is None,
+        "error": ex.error,
+        "instruments": [i.instrument_id for i in ex.instruments],
+        "rows_written": ex.written,
+        "rows_already_stored": ex.already_stored,
+        **(
             {
-                "exchange": ex.exchange,
-                "ok": ex.error is None,
-                "error": ex.error,
-                "instruments": [i.instrument_id for i in ex.instruments],
-                "rows_written": ex.written,
-                "rows_already_stored": ex.already_stored,
-                "gaps": [g.model_dump() for g in ex.gaps],
-                "notes": ex.notes,
-                **({"records": _rows(ex)} if with_records else {}),
+                "up_to_date": [o.instrument_id for o in ex.outcomes if o.up_to_date],
+                "by_instrument": [asdict(o) for o in ex.outcomes],
             }
-            for ex in report.exchanges
-        ]
+            if history
+            else {}
+        ),
+        "gaps": [g.model_dump() for g in ex.gaps],
+        "notes": ex.notes,
+        **({"records": _rows(ex)} if with_records else {}),
     }
 
 
@@ -265,17 +409,36 @@ def _current_table(report: FetchReport, data: DataKind) -> None:
     out.print(table)
 
 
+UP_TO_DATE_LINES = 20
+"""Instruments with nothing to fetch are named one per line up to this many per exchange, then counted."""
+
+
 def _history_table(report: FetchReport) -> None:
-    table = _table("exchange", "instruments", "rows written", "already stored", "gaps")
+    """What was fetched, per exchange; instruments with nothing missing say so instead of a row of zeros."""
+    fetched = [
+        ex for ex in report.exchanges if ex.error is not None or any(not o.up_to_date for o in ex.outcomes)
+    ]
+    if fetched:
+        table = _table("exchange", "instruments", "rows written", "already stored", "gaps")
+        for ex in fetched:
+            table.add_row(
+                ex.exchange,
+                str(len(ex.instruments)),
+                f"{ex.written:,}",
+                f"{ex.already_stored:,}",
+                str(len(ex.gaps)),
+            )
+        out.print(table)
     for ex in report.exchanges:
-        table.add_row(
-            ex.exchange,
-            str(len(ex.instruments)),
-            f"{ex.written:,}",
-            f"{ex.already_stored:,}",
-            str(len(ex.gaps)),
-        )
-    out.print(table)
+        fresh = [o for o in ex.outcomes if o.up_to_date]
+        if len(fresh) > UP_TO_DATE_LINES:
+            out.print(f"{ex.exchange}: {len(fresh)} instruments up to date: nothing to fetch", markup=False)
+        else:
+            for o in sorted(fresh, key=lambda o: o.instrument_id):
+                out.print(f"{o.instrument_id}: up to date: nothing to fetch", markup=False)
+        for o in sorted(ex.outcomes, key=lambda o: o.instrument_id):
+            if o.skipped is not None:
+                out.print(f"{o.instrument_id}: nothing asked for: {o.skipped}", markup=False)
     for ex in report.exchanges:
         for g in ex.gaps:
             out.print(

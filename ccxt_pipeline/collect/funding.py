@@ -9,7 +9,7 @@ spacing from the settlement before it (one earlier settlement is fetched for the
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from ccxt_pipeline.catalog.schema import FUNDING_RATE, to_table
 from ccxt_pipeline.collect.history import Checkpoints, History, Hooks, Store, Stored
 from ccxt_pipeline.collect.paging import FetchPage, Outcome, fetch_each
 from ccxt_pipeline.collect.plan import Range, confirmed_holes, settlement_holes, span_windows, subtract
+from ccxt_pipeline.errors import ExchangeError
 from ccxt_pipeline.exchanges.client import ExchangeClient
 from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import CoverageGap, FundingRateEstimate
@@ -87,14 +88,16 @@ class FundingPlan:
     windows: list[Range]
 
 
-def plan_funding(ranges: list[Range], interval_minutes: int | None, page_limit: int) -> FundingPlan:
+def plan_funding(
+    ranges: list[Range], interval_minutes: int | None, page_limit: int, floor: int = 0
+) -> FundingPlan:
     """Pure: the spans and page windows covering `ranges`, for pages of `page_limit` settlements at the
-    symbol's current interval (an hour if unknown)."""
+    symbol's current interval (an hour if unknown). Nothing before `floor` (the listing) is asked for."""
     # Fetch one settlement further back than each range, so its first row's interval is known too;
     # ranges closer together than that are fetched as one span.
     spans: list[Range] = []
     for r in ranges:
-        padded = Range(max(0, r.start - _LONGEST_INTERVAL), r.end)
+        padded = Range(max(floor, r.start - _LONGEST_INTERVAL), r.end)
         if spans and padded.start <= spans[-1].end + 1:
             spans[-1] = Range(spans[-1].start, r.end)
         else:
@@ -164,9 +167,15 @@ async def funding_history(
     *,
     clock: Clock = now_ns,
     hooks: Hooks | None = None,
+    listed: int | None = None,
+    record_gaps: RecordGaps | None = None,
 ) -> History:
     """Every settlement in [start, end] not already stored (nor recorded as a gap), with its interval,
-    handed to `store` in checkpoints as it arrives; and the holes the exchange left."""
+    handed to `store` in checkpoints as it arrives; and the holes the exchange left.
+
+    `listed`: when the exchange listed the symbol; nothing earlier is asked for. Where the exchange does not
+    say (Hyperliquid), the first page of a missing head answers where the series begins (`probe_head`);
+    the empty head is recorded at once through `record_gaps`, so no rerun asks for it again."""
     client.require("fetchFundingRateHistory", "funding rate history")
     venue = client.venue
     end = min(end, clock())
@@ -174,15 +183,30 @@ async def funding_history(
     settled, ranges = missing_settlements(start, end, stored)
     if not ranges:
         return out
+    fetch = funding_pages(client, inst)
+    floor = listed or 0
+    if listed is None and venue.name in OLDEST_FIRST and ranges[0].start == start:
+        head = await probe_head(fetch, inst, ranges[0])
+        if head is not None:
+            ranges, floor, fetch = _after_probe(head, ranges, fetch)
+            gap = head.gap
+            if gap is None and head.first is None and any(t > head.asked.end for t, _ in settled):
+                gap = _head_gap(inst, head.asked)  # nothing before what is stored: the exchange has no more
+            if gap is not None:
+                out.gaps.append(gap)
+                if record_gaps is not None:
+                    await record_gaps([gap])
+        if not ranges:
+            return out
     interval = known_interval(client, inst.ccxt_symbol) or venue.default_funding_interval_minutes
-    plan = plan_funding(ranges, interval, venue.funding_history_limit)
+    plan = plan_funding(ranges, interval, venue.funding_history_limit, floor)
     out.windows = len(plan.windows)
     pages = _FundingWindows(inst, plan, venue.funding_interval_minutes, out, Checkpoints(store), hooks)
     if hooks is not None:
         hooks.plan(len(plan.windows))
     try:
         await fetch_each(
-            funding_pages(client, inst),
+            fetch,
             plan.windows,
             _ts_ns,
             _spacing,
@@ -196,6 +220,75 @@ async def funding_history(
     known = sorted(dict([*settled, *pages.fetched]).items())
     out.gaps.extend(funding_gaps(inst, start, end, known, ranges, out.failed))
     return out
+
+
+RecordGaps = Callable[[Sequence[CoverageGap]], Awaitable[Any]]
+
+OLDEST_FIRST = frozenset({"binance", "hyperliquid"})
+"""Venues whose funding history answers the oldest settlements from `startTime` on, so that the first row of
+one page asked from a time is the first settlement after it: Binance ("startTime ... ascending", up to
+1000 rows, https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Get-Funding-Rate-History),
+Hyperliquid (`fundingHistory` with `startTime`, up to 500 rows in time order,
+https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals). Bybit answers
+newest first (https://bybit-exchange.github.io/docs/v5/market/history-fund-rate) and gives listing times."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """What one page asked from the start of a missing head answered: where the series begins."""
+
+    asked: Range
+    rows: Sequence[dict[str, Any]]
+    """The page's rows inside `asked`, empty if the exchange has nothing there."""
+    first: int | None
+    gap: CoverageGap | None
+    """[asked.start, first - 1]: the exchange served nothing there (before its listing)."""
+
+
+async def probe_head(fetch: FetchPage[dict[str, Any]], inst: Instrument, head: Range) -> Head | None:
+    """One page from the start of `head`: its first settlement is where the series begins (see
+    `OLDEST_FIRST`). None if the page failed (the plan then asks for the head as usual)."""
+    try:
+        page = await fetch(head)
+    except ExchangeError:
+        return None
+    rows = [r for r in page if head.start <= _ts_ns(r) <= head.end]
+    if not rows:
+        return Head(head, [], None, None)
+    first = min(_ts_ns(r) for r in rows)
+    # Less than the shortest interval before the first one: no settlement is missing, nothing to record.
+    gap = _head_gap(inst, Range(head.start, first - 1)) if first - head.start >= _SHORTEST_INTERVAL else None
+    return Head(head, rows, first, gap)
+
+
+def _head_gap(inst: Instrument, r: Range) -> CoverageGap:
+    return CoverageGap.between(
+        FUNDING_RATE,
+        inst.exchange,
+        inst.instrument_id,
+        r.start,
+        r.end,
+        "before the first settlement the exchange serves (its listing)",
+    )
+
+
+def _after_probe(
+    head: Head, ranges: list[Range], fetch: FetchPage[dict[str, Any]]
+) -> tuple[list[Range], int, FetchPage[dict[str, Any]]]:
+    """The ranges from the series' first settlement on, that settlement as the floor, and a page fetch that
+    answers the first window from the probe's page instead of asking again."""
+    if head.first is None:  # nothing at all in the head range
+        return ranges[1:], head.asked.end + 1, fetch
+    first = head.first
+    rest = [Range(first, ranges[0].end), *ranges[1:]]
+    served = [head.rows]
+
+    async def fetch_once_more(w: Range) -> Sequence[dict[str, Any]]:
+        if served and w.start == first:
+            return served.pop()
+        return await fetch(w)
+
+    return rest, first, fetch_once_more
 
 
 class _FundingWindows:

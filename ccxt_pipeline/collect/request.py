@@ -10,7 +10,7 @@ from ccxt_pipeline.errors import InputError, PipelineError
 from ccxt_pipeline.instruments import resolve_many
 from ccxt_pipeline.settings import Settings
 from ccxt_pipeline.timeutil import PERIODS_NS, describe_ns
-from ccxt_pipeline.venues import get_venue
+from ccxt_pipeline.venues import get_venue, venue_for_nautilus
 
 NO_HISTORY = "keeps no open-interest history; it accrues once the daemon records it"
 
@@ -32,6 +32,8 @@ class FetchRequest:
     end: int | None = None
     period: str = "5m"
     store: bool = True
+    all_symbols: bool = False
+    """Every linear perpetual each exchange lists (`symbols` must then be empty)."""
 
 
 def check_request(settings: Settings, request: FetchRequest, now: int) -> list[str]:
@@ -40,9 +42,17 @@ def check_request(settings: Settings, request: FetchRequest, now: int) -> list[s
         raise PipelineError(
             f"{request.data.name} is not fetched (fetched: {', '.join(k.name for k in FETCHED_KINDS)})"
         )
-    names = (
-        [get_venue(e).name for e in request.exchanges] if request.exchanges else settings.enabled_exchanges()
-    )
+    if request.all_symbols and request.symbols:
+        raise PipelineError("every perpetual was asked for: name no symbols with it")
+    if not request.all_symbols and not request.symbols:
+        raise PipelineError("no symbol to fetch: name symbols, or ask for every perpetual")
+    pinned = [pinned_exchange(s) for s in request.symbols]
+    if request.exchanges:
+        names = [get_venue(e).name for e in request.exchanges]
+    elif request.symbols and all(pinned):
+        names = [p for p in pinned if p is not None]  # full ids select their exchanges, and only those
+    else:
+        names = settings.enabled_exchanges()
     names = list(dict.fromkeys(names))
     if not names:
         raise PipelineError("no exchange selected: enable one in settings or name one")
@@ -59,6 +69,15 @@ def check_request(settings: Settings, request: FetchRequest, now: int) -> list[s
         if request.data is OPEN_INTEREST:
             _check_period(names, request.period)
     return names
+
+
+def pinned_exchange(symbol: str) -> str | None:
+    """The exchange a full instrument id (`BTCUSDT-PERP.BINANCE`) names, or None for any other form."""
+    text = symbol.strip()
+    if "/" in text or "." not in text:
+        return None
+    venue = venue_for_nautilus(text.rpartition(".")[2])
+    return venue.name if venue is not None else None
 
 
 def _check_period(names: list[str], period: str) -> None:

@@ -17,21 +17,28 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 
 from ccxt_pipeline.catalog import OPEN_INTEREST, CatalogWriter, DataKind
-from ccxt_pipeline.collect.clients import Exchanges, open_exchanges
+from ccxt_pipeline.collect.clients import Exchanges, RequestMeter, open_exchanges
 from ccxt_pipeline.collect.funding import current_funding, funding_history
 from ccxt_pipeline.collect.gate import SymbolGate, check_symbols
 from ccxt_pipeline.collect.history import History, read_stored
 from ccxt_pipeline.collect.open_interest import current_open_interest, open_interest_history
-from ccxt_pipeline.collect.report import ExchangeHooks, ExchangeReport, FetchReport, Progress, failed_pages
+from ccxt_pipeline.collect.report import (
+    ExchangeHooks,
+    ExchangeReport,
+    FetchReport,
+    InstrumentOutcome,
+    Progress,
+    failed_pages,
+)
 from ccxt_pipeline.collect.request import NO_HISTORY, FetchRequest, check_request
-from ccxt_pipeline.collect.sink import Sink
+from ccxt_pipeline.collect.sink import LazyCatalog, Sink
 from ccxt_pipeline.errors import PipelineError, SymbolError
 from ccxt_pipeline.exchanges.client import ClientFactory, ExchangeClient
 from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.instruments import Instrument
-from ccxt_pipeline.models import Record
+from ccxt_pipeline.models import CoverageGap, Record
 from ccxt_pipeline.settings import Settings
-from ccxt_pipeline.timeutil import NS_PER_MINUTE, now_ns
+from ccxt_pipeline.timeutil import NS_PER_MINUTE, NS_PER_MS, now_ns, ns_to_iso
 from ccxt_pipeline.venues import get_venue
 
 __all__ = [
@@ -58,27 +65,34 @@ async def run_fetch(
     policy: RetryPolicy | None = None,
     clock: Callable[[], int] = now_ns,
     clients: ClientFactory = ExchangeClient,
+    report: FetchReport | None = None,
 ) -> FetchReport:
-    """Fetch current values or history for `request`, store them (unless `store` is off) and report."""
+    """Fetch current values or history for `request`, store them (unless `store` is off) and report.
+    `report`, if given, is filled as the fetch goes (so that an interrupted fetch can say what it saved).
+    The catalog is created only once there is something to write."""
     names = check_request(settings, request, clock())
-    writer = CatalogWriter(settings.catalog_path) if request.store else None
+    catalog = LazyCatalog.at(settings.catalog_path) if request.store else None
     async with open_exchanges(settings, names, policy, clients=clients) as exchanges:
-        return await fetch_on(exchanges, request, writer, progress=progress, clock=clock)
+        return await fetch_on(exchanges, request, catalog, progress=progress, clock=clock, report=report)
 
 
 async def fetch_on(
     exchanges: Exchanges,
     request: FetchRequest,
-    writer: CatalogWriter | None,
+    writer: CatalogWriter | LazyCatalog | None,
     *,
     progress: Progress | None = None,
     clock: Callable[[], int] = now_ns,
+    report: FetchReport | None = None,
 ) -> FetchReport:
     """Run `request` on `exchanges` (several requests may share them, and their request limits)."""
     wanted = [get_venue(e).name for e in request.exchanges] if request.exchanges else exchanges.names
     reports = {n: ExchangeReport(n) for n in exchanges.names if n in wanted}
+    out = report if report is not None else FetchReport([])
+    out.exchanges[:] = list(reports.values())
     gate = SymbolGate(len(reports))
-    sink = Sink(writer, gate) if writer is not None else None
+    catalog = LazyCatalog(writer.root, writer) if isinstance(writer, CatalogWriter) else writer
+    sink = Sink(catalog, gate) if catalog is not None else None
     jobs = [
         asyncio.create_task(
             _exchange_job(exchanges, request, reports[n], sink, gate, progress or Progress(), clock)
@@ -94,7 +108,7 @@ async def fetch_on(
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
-    return FetchReport(list(reports.values()))
+    return out
 
 
 async def _exchange_job(
@@ -116,7 +130,8 @@ async def _exchange_job(
         if request.start is None:
             await _current(client, request, report, sink, clock)
         else:
-            await _history(client, request, report, sink, progress, clock)
+            meter = exchanges.meters.get(report.exchange)
+            await _history(client, request, report, sink, progress, meter, clock)
         if defining is not None:
             await defining
     except SymbolError:
@@ -142,7 +157,14 @@ async def _open_and_check(
             report.error = exchanges.errors.get(report.exchange, "could not be opened")
             return None
         unknown = {}
-        check_symbols(client, request.symbols, report.instruments, unknown, report.notes)
+        check_symbols(
+            client,
+            request.symbols,
+            report.instruments,
+            unknown,
+            report.notes,
+            all_symbols=request.all_symbols,
+        )
     finally:
         gate.checked(unknown)
     return client
@@ -166,12 +188,19 @@ async def _current(
         report.count(await sink.write(records, bucket_ns=SNAPSHOT_BUCKET_NS))
 
 
+INSTRUMENTS_IN_FLIGHT = 8
+"""Instruments of one exchange fetched at once (their pages share the client's request slots): a large
+backfill finishes symbols one after another, so that a kill leaves whole symbols done and the progress bar's
+estimate means something."""
+
+
 async def _history(
     client: ExchangeClient,
     request: FetchRequest,
     report: ExchangeReport,
     sink: Sink | None,
     progress: Progress,
+    meter: RequestMeter | None,
     clock: Callable[[], int],
 ) -> None:
     assert request.start is not None
@@ -180,18 +209,43 @@ async def _history(
     if kind is OPEN_INTEREST and not client.venue.oi_history_periods:
         report.notes.append(f"{client.name} {NO_HISTORY}")
         return
-    hooks = ExchangeHooks(progress, client.name)
     span = (request.start, end)
     failed: list[tuple[Instrument, History]] = []  # in the order they finish
+    slots = asyncio.Semaphore(INSTRUMENTS_IN_FLIGHT)
+    progress.start(client.name, len(report.instruments), meter)
 
     async def one(inst: Instrument) -> None:
-        history = await _instrument_history(client, request, inst, kind, span, report, sink, hooks, clock)
+        async with slots:
+            hooks = ExchangeHooks(progress, client.name)
+            outcome = InstrumentOutcome(inst.instrument_id, listed_ns=listed_ns(client, inst))
+            history = await _instrument_history(
+                client, request, inst, kind, span, report, sink, hooks, outcome, clock
+            )
+            report.outcomes.append(outcome)
+            hooks.finish(outcome)
         if history.failed:
             failed.append((inst, history))
 
     await asyncio.gather(*(one(inst) for inst in report.instruments))
     if failed:
         report.error = failed_pages(client.name, failed)
+
+
+def listed_ns(client: ExchangeClient, inst: Instrument) -> int | None:
+    """When the exchange listed the instrument, in ns; None where it does not say. ccxt 4.5.90 puts the
+    listing time in `market['created']` (ms): Binance `onboardDate` ("onboardDate": 1569398400000 in
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information;
+    ccxt `binance.parse_market`: `safe_integer_2(market, 'onboardDate', 'listingTime')`), Bybit `launchTime`
+    ("Launch timestamp (ms)", https://bybit-exchange.github.io/docs/v5/market/instrument; ccxt
+    `bybit.fetch_future_markets`); Hyperliquid's meta has none (ccxt sets `created: None`)."""
+    created = client.market(inst.ccxt_symbol).get("created")
+    if created is None:
+        return None
+    try:
+        value = int(created)
+    except (TypeError, ValueError):
+        return None
+    return value * NS_PER_MS if value > 0 else None
 
 
 async def _instrument_history(
@@ -203,28 +257,61 @@ async def _instrument_history(
     report: ExchangeReport,
     sink: Sink | None,
     hooks: ExchangeHooks,
+    outcome: InstrumentOutcome,
     clock: Callable[[], int],
 ) -> History:
-    """One instrument's history in `span`: what is stored is skipped, rows and gaps go to the sink (or the
-    report, when nothing is stored)."""
+    """One instrument's history in `span`, from its listing on (nothing is asked for before the market
+    existed): what is stored is skipped, rows and gaps go to the sink (or the report, when nothing is
+    stored)."""
     start, end = span
-    reader = sink.writer if sink is not None else None
+    if outcome.listed_ns is not None:
+        if outcome.listed_ns > end:
+            outcome.skipped = f"listed {ns_to_iso(outcome.listed_ns)[:10]}, after the range"
+            return History(kind)
+        start = max(start, outcome.listed_ns)
+    reader = sink.reader if sink is not None else None
     stored = await asyncio.to_thread(read_stored, reader, kind, inst.instrument_id, start, end)
+    outcome.already_stored = len(stored.times)
+    report.already_stored += outcome.already_stored
 
     async def store(table: pa.Table) -> None:
         if sink is None:
             report.tables.append(table)
-        else:
-            report.count(await sink.write_table(kind, table))
+            outcome.written += table.num_rows
+            return
+        result = await sink.write_table(kind, table)
+        report.written += result.rows_written
+        outcome.written += result.rows_written
+        hooks.progress.stored(client.name, result.rows_written)
 
+    recorded: list[CoverageGap] = []  # gaps the fetch wrote itself as soon as it knew them
     if kind is OPEN_INTEREST:
         history = await open_interest_history(
             client, inst, start, end, request.period, stored, store, clock=clock, hooks=hooks
         )
     else:
-        history = await funding_history(client, inst, start, end, stored, store, clock=clock, hooks=hooks)
+
+        async def record_gaps(gaps: Sequence[CoverageGap]) -> None:
+            if sink is not None:
+                await sink.write(gaps)
+                recorded.extend(gaps)
+
+        history = await funding_history(
+            client,
+            inst,
+            start,
+            end,
+            stored,
+            store,
+            clock=clock,
+            hooks=hooks,
+            listed=outcome.listed_ns,
+            record_gaps=record_gaps,
+        )
+    outcome.windows, outcome.failed = history.windows, len(history.failed)
     report.gaps.extend(history.gaps)
     report.notes.extend(history.notes)
-    if sink is not None and history.gaps:
-        await sink.write(history.gaps)
+    unrecorded = [g for g in history.gaps if g not in recorded]
+    if sink is not None and unrecorded:
+        await sink.write(unrecorded)
     return history
