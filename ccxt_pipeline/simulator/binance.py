@@ -18,6 +18,7 @@ Binance pushes at most one forceOrder snapshot per symbol per second; the simula
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from aiohttp import web
 
 from ccxt_pipeline.simulator import data
 from ccxt_pipeline.simulator._http import ParamError, json_response, opt_int
+from ccxt_pipeline.simulator.limits import Ban, Limiter, Refusal, Rule, VenueLimits, retry_after_header
 from ccxt_pipeline.simulator.liquidations import (
     LiquidatedSide,
     SentEvent,
@@ -76,6 +78,94 @@ def error_response(code: int, msg: str, status: int = 400) -> web.Response:
     return json_response({"code": code, "msg": msg}, status=status)
 
 
+# --- rate limits (enforced with `ExchangeSimulator.enforce_limits`) ------------------------------------
+
+_GENERAL_INFO = "https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info"
+_MARKET_DOCS = "https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/"
+LIMITS = VenueLimits(
+    rules=(
+        # rateLimits of Exchange-Information: {"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE",
+        # "intervalNum":1,"limit":2400}; per IP, reported in X-MBX-USED-WEIGHT-1M (general-info "IP Limits")
+        Rule("REQUEST_WEIGHT", 2400, 60.0, "fixed", source=_MARKET_DOCS + "Exchange-Information"),
+        # Open-Interest-Statistics: "IP rate limit 1000 requests/5min" (request weight 0)
+        Rule(
+            "openInterestHist",
+            1000,
+            300.0,
+            "fixed",
+            paths=("/futures/data/openInterestHist",),
+            weighted=False,
+            source=_MARKET_DOCS + "Open-Interest-Statistics",
+        ),
+        # Get-Funding-Rate-History: "share 500/5min/IP rate limit with GET /fapi/v1/fundingInfo";
+        # Get-Funding-Rate-Info: weight 0, the same shared limit
+        Rule(
+            "fundingRate",
+            500,
+            300.0,
+            "fixed",
+            paths=("/fapi/v1/fundingRate", "/fapi/v1/fundingInfo"),
+            weighted=False,
+            source=_MARKET_DOCS + "Get-Funding-Rate-History",
+        ),
+    ),
+    # general-info "IP Limits": "Repeatedly violating rate limits and/or failing to back off after receiving
+    # 429s will result in an automated IP ban (HTTP status 418)", bans "from 2 minutes to 3 days". How many
+    # 429s make a ban is not documented: 10 within a minute is the simulator's choice; the ban is the minimum.
+    ban=Ban(after=10, within_s=60.0, duration_s=120.0, status=418, source=_GENERAL_INFO),
+)
+
+_WEIGHTS: dict[str, int] = {
+    "/fapi/v1/ping": 1,  # Test-Connectivity
+    "/fapi/v1/time": 1,  # Check-Server-Time
+    "/fapi/v1/exchangeInfo": 1,  # Exchange-Information
+    "/fapi/v1/openInterest": 1,  # Open-Interest
+    "/futures/data/openInterestHist": 0,  # Open-Interest-Statistics ("Request Weight 0")
+    "/fapi/v1/fundingRate": 0,  # Get-Funding-Rate-History (its own 500/5min limit instead)
+    "/fapi/v1/fundingInfo": 0,  # Get-Funding-Rate-Info ("0 share 500/5min/IP rate limit")
+}
+"""Request weights from each endpoint page (`_MARKET_DOCS` + page name); others weigh 1."""
+
+
+def request_weight(endpoint: str, query: Mapping[str, str]) -> int:
+    """The documented weight of one request (the endpoint pages under `_MARKET_DOCS`)."""
+    if endpoint == "/fapi/v1/premiumIndex":  # Mark-Price: "1 with symbol, 10 without symbol"
+        return 1 if query.get("symbol") else 10
+    if endpoint == "/fapi/v1/ticker/24hr":  # 24hr-Ticker-Price-Change-Statistics: 1, 40 without symbol
+        return 1 if query.get("symbol") else 40
+    if endpoint in ("/fapi/v1/klines", "/fapi/v1/markPriceKlines"):  # Kline/Mark-Price-Kline: by LIMIT
+        try:
+            limit = int(query.get("limit") or 500)
+        except ValueError:
+            limit = 500
+        return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+    return _WEIGHTS.get(endpoint, 1)
+
+
+def extra_weight(endpoint: str, body: bytes) -> int:
+    """Binance charges nothing per item returned."""
+    del endpoint, body
+    return 0
+
+
+def limit_headers(limiter: Limiter) -> dict[str, str]:
+    """`X-MBX-USED-WEIGHT-1M`: the weight this IP used in the current minute (general-info "IP Limits":
+    "Every request will contain X-MBX-USED-WEIGHT-(intervalNum)(intervalLetter) in the response headers")."""
+    return {"X-MBX-USED-WEIGHT-1M": str(limiter.used("REQUEST_WEIGHT"))}
+
+
+def refused(sim: ExchangeSimulator, refusal: Refusal, limiter: Limiter) -> web.Response:
+    """HTTP 429 with `Retry-After` (seconds "to wait ... to prevent a ban"), or 418 with `Retry-After` "until
+    the ban is over" (general-info "IP Limits"); both carry the used-weight header."""
+    if refusal.banned:
+        response = sim.banned_response(NAME, refusal.retry_after_s)
+    else:
+        response = rate_limited(sim, force_429=True)
+        response.headers["Retry-After"] = retry_after_header(refusal.retry_after_s)
+    response.headers.update(limit_headers(limiter))
+    return response
+
+
 def rate_limited(sim: ExchangeSimulator, *, force_429: bool) -> web.Response:
     """Binance's IP rate-limit answer: HTTP 429 + Retry-After + code -1003 (ccxt: DDoSProtection).
 
@@ -99,7 +189,9 @@ def _int(query: Mapping[str, str], name: str) -> int | None:
         ) from None
 
 
-def _symbol(query: Mapping[str, str], *, required: bool = True) -> data.Instrument | None:
+def _symbol(
+    sim: ExchangeSimulator, query: Mapping[str, str], *, required: bool = True
+) -> data.Instrument | None:
     raw = query.get("symbol")
     if not raw:
         if required:
@@ -107,7 +199,7 @@ def _symbol(query: Mapping[str, str], *, required: bool = True) -> data.Instrume
                 -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
             )
         return None
-    inst = data.find_instrument(NAME, raw)
+    inst = sim.find_instrument(NAME, raw)
     if inst is None:
         raise BinanceError(-1121, "Invalid symbol.")
     return inst
@@ -129,10 +221,6 @@ def _range(query: Mapping[str, str]) -> tuple[int | None, int | None]:
     return start, end
 
 
-def _pick(times_from_start: list[Any], start: int | None, limit: int) -> list[Any]:
-    return times_from_start[:limit] if start is not None else times_from_start[-limit:]
-
-
 def exchange_info(sim: ExchangeSimulator) -> dict[str, Any]:
     """GET /fapi/v1/exchangeInfo.
 
@@ -143,7 +231,7 @@ def exchange_info(sim: ExchangeSimulator) -> dict[str, Any]:
     "pricePrecision":2,"quantityPrecision":3,"filters":[{"filterType":"PRICE_FILTER","tickSize":"0.10",...}]}]}
     """
     symbols = []
-    for inst in data.INSTRUMENTS[NAME]:
+    for inst in sim.instruments(NAME):
         qty_precision = len(inst.step_size.split(".")[1]) if "." in inst.step_size else 0
         symbols.append(
             {
@@ -222,7 +310,7 @@ def open_interest(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str,
     shape: https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Open-Interest;
     ccxt binance.fetch_open_interest comment. Sample: {"symbol":"BTCUSDT","openInterest":"10659.509","time":1589437530011}
     """
-    inst = _symbol(query)
+    inst = _symbol(sim, query)
     assert inst is not None
     now = sim.now()
     oi = data.open_interest(NAME, inst.id, now, sim.seed)
@@ -237,7 +325,7 @@ def open_interest_hist(sim: ExchangeSimulator, query: Mapping[str, str]) -> list
     Sample: [{"symbol":"BTCUSDT","sumOpenInterest":"20403.63700000","sumOpenInterestValue":"150570784.07809979",
     "CMCCirculatingSupply":"165880.538","timestamp":1583127900000}]
     """
-    inst = _symbol(query)
+    inst = _symbol(sim, query)
     assert inst is not None
     period = query.get("period")
     if not period:
@@ -254,7 +342,7 @@ def open_interest_hist(sim: ExchangeSimulator, query: Mapping[str, str]) -> list
     lo = window_start if start is None else start
     step = data.PERIODS_MS[period]
     # Only the rows we return are materialised: first/last grid points, then `limit` of them.
-    first = -(-max(lo, data.HISTORY_START_MS) // step) * step
+    first = -(-max(lo, data.series_start(NAME, inst.id)) // step) * step
     last = (hi // step) * step
     if first > last:
         return []
@@ -262,7 +350,7 @@ def open_interest_hist(sim: ExchangeSimulator, query: Mapping[str, str]) -> list
         times = list(range(first, min(last, first + (limit - 1) * step) + 1, step))
     else:
         times = list(range(max(first, last - (limit - 1) * step), last + 1, step))
-    supply = _CIRCULATING_SUPPLY[inst.base]
+    supply = _CIRCULATING_SUPPLY.get(inst.base) or data.fmt(round(inst.base_open_interest * 40, 3), 3)
     return [
         {
             "symbol": inst.id,
@@ -299,10 +387,10 @@ def premium_index(sim: ExchangeSimulator, query: Mapping[str, str]) -> Any:
     "nextFundingTime":1597392000000,"time":1597370495002}  (a list of these without `symbol`)
     """
     now = sim.now()
-    inst = _symbol(query, required=False)
+    inst = _symbol(sim, query, required=False)
     if inst is not None:
         return _premium_row(sim, inst, now)
-    return [_premium_row(sim, i, now) for i in data.INSTRUMENTS[NAME]]
+    return [_premium_row(sim, i, now) for i in sim.instruments(NAME)]
 
 
 def funding_rate_history(sim: ExchangeSimulator, query: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -312,21 +400,25 @@ def funding_rate_history(sim: ExchangeSimulator, query: Mapping[str, str]) -> li
     shared fixtures binance.request.json fetchFundingRateHistory (`?symbol=BTCUSDT`).
     Sample: [{"symbol":"BTCUSDT","fundingRate":"-0.03750000","fundingTime":1570608000000,"markPrice":"34287.54619963"}]
     """
-    inst = _symbol(query, required=False)
+    inst = _symbol(sim, query, required=False)
     limit = _limit(query, 100, 1000)
     start, end = _range(query)
     now = sim.now()
     hi = now if end is None else min(end, now)
-    insts = [inst] if inst is not None else list(data.INSTRUMENTS[NAME])
-    rows: list[tuple[int, str, float]] = []
-    for i in insts:
-        if start is not None:
-            it = data.iter_settlements(NAME, i.id, start, hi, sim.seed)
-        else:
-            it = data.iter_settlements(NAME, i.id, data.HISTORY_START_MS, hi, sim.seed, descending=True)
-        rows.extend((t, i.id, rate) for t, rate, _h in itertools.islice(it, limit))
-    rows.sort()
-    rows = _pick(rows, start, limit)
+    insts = [inst] if inst is not None else list(sim.instruments(NAME))
+    # Settlements of every symbol merged lazily in time order (newest first without startTime): only the
+    # `limit` rows answered are computed, however many symbols are listed.
+    streams = [
+        ((t, i.id, rate) for t, rate, _h in data.iter_settlements(NAME, i.id, start, hi, sim.seed))
+        if start is not None
+        else (
+            (t, i.id, rate)
+            for t, rate, _h in data.iter_settlements(NAME, i.id, 0, hi, sim.seed, descending=True)
+        )
+        for i in insts
+    ]
+    merged = heapq.merge(*streams, reverse=start is None)
+    rows = sorted(itertools.islice(merged, limit))
     return [
         {
             "symbol": sym,
@@ -352,7 +444,7 @@ def funding_info(sim: ExchangeSimulator) -> list[dict[str, Any]]:
     """
     now = sim.now()
     out = []
-    for inst in data.INSTRUMENTS[NAME]:
+    for inst in sim.instruments(NAME):
         hours = data.funding_interval_hours(NAME, inst.id, now)
         if hours != 8:
             out.append(
@@ -401,10 +493,10 @@ def ticker_24hr(sim: ExchangeSimulator, query: Mapping[str, str]) -> Any:
     "openPrice":"99.00000000","highPrice":"100.00000000","lowPrice":"0.10000000","volume":"8913.30000000",...}
     """
     now = sim.now()
-    inst = _symbol(query, required=False)
+    inst = _symbol(sim, query, required=False)
     if inst is not None:
         return _ticker_row(sim, inst, now)
-    return [_ticker_row(sim, i, now) for i in data.INSTRUMENTS[NAME]]
+    return [_ticker_row(sim, i, now) for i in sim.instruments(NAME)]
 
 
 # --- websocket: liquidation order streams -------------------------------------------------------------

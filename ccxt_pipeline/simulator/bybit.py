@@ -30,6 +30,7 @@ from aiohttp import web
 
 from ccxt_pipeline.simulator import data
 from ccxt_pipeline.simulator._http import ParamError, json_response, opt_int
+from ccxt_pipeline.simulator.limits import Ban, Limiter, Refusal, Rule, VenueLimits, retry_after_header
 from ccxt_pipeline.simulator.liquidations import (
     LiquidatedSide,
     SentEvent,
@@ -89,6 +90,57 @@ def envelope(sim: ExchangeSimulator, result: Any, code: int = 0, msg: str = "OK"
     return {"retCode": code, "retMsg": msg, "result": result, "retExtInfo": {}, "time": sim.now()}
 
 
+# --- rate limits (enforced with `ExchangeSimulator.enforce_limits`) ------------------------------------
+
+RATE_LIMIT_DOCS = "https://bybit-exchange.github.io/docs/v5/rate-limit"
+LIMITS = VenueLimits(
+    # "HTTP IP limit: You are allowed to send 600 requests within a 5-second window per IP by default";
+    # Bybit's older pages say "No more than 600 requests are allowed in any 5-second window": a sliding window.
+    rules=(Rule("IP", 600, 5.0, "sliding", weighted=False, source=RATE_LIMIT_DOCS),),
+    # "If you encounter the error "403, access too frequent", it indicates that your IP has exceeded the
+    # allowed request frequency. In this case, you should terminate all HTTP sessions and wait for at least
+    # 10 minutes. The ban will be lifted automatically."
+    ban=Ban(after=1, within_s=5.0, duration_s=600.0, status=403, source=RATE_LIMIT_DOCS),
+)
+
+
+def request_weight(endpoint: str, query: Mapping[str, str]) -> int:
+    """Bybit's IP limit counts requests."""
+    del endpoint, query
+    return 1
+
+
+def extra_weight(endpoint: str, body: bytes) -> int:
+    del endpoint, body
+    return 0
+
+
+def limit_headers(limiter: Limiter) -> dict[str, str]:
+    """The `X-Bapi-Limit*` headers ("Every request to the API returns response header": `X-Bapi-Limit-Status`
+    your remaining requests, `X-Bapi-Limit` your current limit, `X-Bapi-Limit-Reset-Timestamp` when the limit
+    resets if exceeded, "Otherwise, this is just the current timestamp"). Bybit documents them for its per-UID
+    API limit; public requests have no UID, so the simulator reports the per-IP window in them."""
+    used = limiter.used("IP")
+    now = limiter.clock()
+    reset = limiter.reset_at("IP") if used >= 600 else now
+    return {
+        "X-Bapi-Limit": "600",
+        "X-Bapi-Limit-Status": str(max(0, 600 - used)),
+        "X-Bapi-Limit-Reset-Timestamp": str(int(reset * 1000)),
+    }
+
+
+def refused(sim: ExchangeSimulator, refusal: Refusal, limiter: Limiter) -> web.Response:
+    """HTTP 403 "access too frequent" for the whole ban (`LIMITS.ban`; ccxt's bybit maps HTTP 403 to
+    RateLimitExceeded). The docs give no body; the simulator sends the message as text."""
+    del sim
+    return web.Response(
+        status=403,
+        text="access too frequent",
+        headers={"Retry-After": retry_after_header(refusal.retry_after_s), **limit_headers(limiter)},
+    )
+
+
 def rate_limited(sim: ExchangeSimulator, *, force_429: bool) -> web.Response:
     """Bybit's API rate-limit answer: `retCode` 10006 "Too many visits!" (ccxt: RateLimitExceeded).
 
@@ -121,12 +173,12 @@ def _category(query: Mapping[str, str]) -> str:
     return category
 
 
-def _linear_symbol(query: Mapping[str, str]) -> data.Instrument:
+def _linear_symbol(sim: ExchangeSimulator, query: Mapping[str, str]) -> data.Instrument:
     category = _category(query)
     raw = query.get("symbol", "")
     if not raw:
         raise BybitError(10001, "params error: symbol is required")
-    inst = data.find_instrument(NAME, raw) if category == "linear" else None
+    inst = sim.find_instrument(NAME, raw) if category == "linear" else None
     if inst is None:
         raise BybitError(10001, "params error: Symbol Is Invalid")
     return inst
@@ -186,22 +238,22 @@ def instruments_info(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[s
     rows: list[dict[str, Any]] = []
     if category == "linear" and status in ("", "Trading"):
         now = sim.now()
-        for inst in data.INSTRUMENTS[NAME]:
+        for number, inst in enumerate(sim.instruments(NAME), start=1):
             if symbol and symbol != inst.id:
                 continue
-            rows.append(_instrument_row(inst, now))
+            rows.append(_instrument_row(inst, now, number))
     page = rows[offset : offset + limit]
     more = offset + limit < len(rows)
     next_cursor = urllib.parse.quote(f"offset={offset + limit}", safe="") if more else ""
     return {"category": category, "list": page, "nextPageCursor": next_cursor}
 
 
-def _instrument_row(inst: data.Instrument, now: int) -> dict[str, Any]:
+def _instrument_row(inst: data.Instrument, now: int, number: int) -> dict[str, Any]:
     hours = data.funding_interval_hours(NAME, inst.id, now)
     return {
         "symbol": inst.id,
         # symbolId/symbolType: https://bybit-exchange.github.io/docs/v5/market/instrument (response example)
-        "symbolId": data.INSTRUMENTS[NAME].index(inst) + 1,
+        "symbolId": number,
         "contractType": "LinearPerpetual",
         "status": "Trading",
         "baseCoin": inst.base,
@@ -302,9 +354,9 @@ def tickers(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     if category == "linear":
         now = sim.now()
-        if symbol and data.find_instrument(NAME, symbol) is None:
+        if symbol and sim.find_instrument(NAME, symbol) is None:
             raise BybitError(10001, "params error: Symbol Is Invalid")
-        rows = [_ticker_row(sim, i, now) for i in data.INSTRUMENTS[NAME] if not symbol or symbol == i.id]
+        rows = [_ticker_row(sim, i, now) for i in sim.instruments(NAME) if not symbol or symbol == i.id]
     elif symbol:
         raise BybitError(10001, "params error: Symbol Is Invalid")
     return {"category": category, "list": rows}
@@ -320,7 +372,7 @@ def open_interest(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str,
     "timestamp":"1739725200000"}],"nextPageCursor":"lastid%3D10860016%26lasttime%3D1739725200"}; the docs'
     current sample: {"openInterest":"63910691.00000000","singleOpenInterest":"31955346","timestamp":"1780963200000"}
     """
-    inst = _linear_symbol(query)
+    inst = _linear_symbol(sim, query)
     interval = query.get("intervalTime", "")
     if interval not in OI_INTERVALS_MS:
         raise BybitError(10001, "params error: intervalTime invalid")
@@ -328,12 +380,13 @@ def open_interest(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[str,
     start, end = _int(query, "startTime"), _int(query, "endTime")
     now = sim.now()
     hi = now if end is None else min(end, now)
-    lo = start if (start is not None and end is not None) else data.HISTORY_START_MS
+    listed = data.series_start(NAME, inst.id)
+    lo = start if (start is not None and end is not None) else listed
     cursor = query.get("cursor")
     if cursor:
         hi = min(hi, _decode_cursor(cursor) - 1)
     step = OI_INTERVALS_MS[interval]
-    first = -(-max(lo, data.HISTORY_START_MS) // step) * step
+    first = -(-max(lo, listed) // step) * step
     last = (hi // step) * step
     times = list(range(last, max(first, last - (limit - 1) * step) - 1, -step)) if first <= last else []
     more = bool(times) and times[-1] - step >= first
@@ -393,7 +446,7 @@ def mark_price_kline(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[s
     """
     if "category" not in query:
         query = {**query, "category": "linear"}
-    inst = _linear_symbol(query)
+    inst = _linear_symbol(sim, query)
     interval = query.get("interval", "")
     if interval not in KLINE_INTERVALS_MS and interval != "M":
         raise BybitError(10001, "params error: interval invalid")
@@ -401,9 +454,8 @@ def mark_price_kline(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[s
     start, end = _int(query, "start"), _int(query, "end")
     now = sim.now()
     hi = now if end is None else min(end, now)
-    lo = (
-        data.HISTORY_START_MS if start is None else max(_candle_start(interval, start), data.HISTORY_START_MS)
-    )
+    listed = data.series_start(NAME, inst.id)  # no candle starts before the listing
+    lo = listed if start is None else max(_candle_start(interval, start), listed)
     first = _candle_start(interval, lo)
     if first < lo:
         first = _next_candle(interval, first)
@@ -446,14 +498,14 @@ def funding_history(sim: ExchangeSimulator, query: Mapping[str, str]) -> dict[st
     comment. Sample: {"category":"linear","list":[{"symbol":"ETHPERP","fundingRate":"0.0001",
     "fundingRateTimestamp":"1672041600000"}]}
     """
-    inst = _linear_symbol(query)
+    inst = _linear_symbol(sim, query)
     limit = _limit(query, 200, 200)
     start, end = _int(query, "startTime"), _int(query, "endTime")
     if start is not None and end is None:
         raise BybitError(10001, "params error: endTime is required when startTime is passed")
     now = sim.now()
     hi = now if end is None else min(end, now)
-    lo = data.HISTORY_START_MS if start is None else start
+    lo = data.series_start(NAME, inst.id) if start is None else start
     rows = []
     for t, rate, _hours in data.iter_settlements(NAME, inst.id, lo, hi, sim.seed, descending=True):
         rows.append(
@@ -555,7 +607,7 @@ async def on_ws_text(sim: ExchangeSimulator, conn: WsConnection, text: str) -> N
         feed.pings_received[NAME] += 1
         await feed.reply(conn, _ws_ack(conn, msg, "ping", success=True, ret_msg="pong"))
     elif op == "subscribe":
-        valid = {liquidation_topic(i.id) for i in data.INSTRUMENTS[NAME]}
+        valid = {liquidation_topic(i.id) for i in sim.instruments(NAME)}
         bad = [t for t in topics if t not in valid]
         if bad or not topics:
             ack = _ws_ack(conn, msg, "subscribe", success=False, ret_msg=f"Invalid symbol :[{','.join(bad)}]")

@@ -81,6 +81,8 @@ class Instrument:
     base_price: float
     base_open_interest: float
     """Typical open interest in base units."""
+    generated: bool = False
+    """True for the generated long tail of the full market (`FULL_INSTRUMENTS`), False for the core symbols."""
 
 
 def _inst(
@@ -312,23 +314,6 @@ INSTRUMENTS: dict[str, tuple[Instrument, ...]] = {
     ),
 }
 
-_BY_ID: dict[tuple[str, str], Instrument] = {(i.exchange, i.id): i for v in INSTRUMENTS.values() for i in v}
-
-
-def symbols(exchange: str) -> list[str]:
-    """The exchange's ids of the simulated perpetuals (`["BTCUSDT", ...]`, Hyperliquid `["BTC", ...]`)."""
-    return [i.id for i in INSTRUMENTS[exchange]]
-
-
-def instrument(exchange: str, symbol: str) -> Instrument:
-    """The instrument `symbol` (exchange id) of `exchange`; KeyError if it is not simulated."""
-    return _BY_ID[(exchange, symbol)]
-
-
-def find_instrument(exchange: str, symbol: str) -> Instrument | None:
-    return _BY_ID.get((exchange, symbol))
-
-
 # --- deterministic noise -------------------------------------------------------------------------------
 
 
@@ -368,6 +353,142 @@ def _round_price(inst: Instrument, x: float) -> float:
         # Hyperliquid prints prices with at most 5 significant figures (and <= 6 - szDecimals decimals).
         return round(_round_sig(x, 5), max(6 - inst.amount_decimals, 0))
     return round(x, inst.price_decimals)
+
+
+# --- the full market: a generated long tail of perpetuals with listing dates ----------------------------
+
+LISTING_END_MS = 1_782_777_600_000
+"""2026-06-30T00:00:00Z: no generated perpetual is listed after this (all are listed by any realistic now)."""
+
+GENERATED_COUNTS: dict[str, int] = {"binance": 230, "bybit": 225, "hyperliquid": 210}
+"""How many generated perpetuals each exchange lists in the full market (on top of the core symbols)."""
+
+_LISTING_FROM_MS: dict[str, int] = {
+    "binance": 1_569_398_400_000,  # 2019-09-25: BTCUSDT's onboardDate, the first USD-M perpetual (core table)
+    "bybit": 1_585_526_400_000,  # 2020-03-30: BTCUSDT's launchTime in Bybit's instruments-info example
+    "hyperliquid": 1_688_169_600_000,  # 2023-07-01: an illustrative start of Hyperliquid's perp listings
+}
+_LEVERAGES: dict[str, tuple[int, ...]] = {
+    "binance": (20, 25, 50, 75),
+    "bybit": (25, 50, 75),
+    "hyperliquid": (3, 5, 10, 20),
+}
+_ONSETS = ("B", "D", "F", "G", "K", "L", "M", "N", "P", "R", "S", "T", "V", "Z")
+_NUCLEI = ("A", "E", "I", "O", "U")
+_CODAS = ("", "X", "N", "R", "K")
+
+
+def _generated_coins(count: int) -> list[str]:
+    """`count` distinct made-up coin codes of 3-5 capitals (`ZAK`, `MEXO`), the same for every seed."""
+    coins: list[str] = []
+    seen = {"BTC", "ETH", "SOL", "PEPE", "KPEPE"}
+    k = 0
+    while len(coins) < count:
+        u = [_unit(0, "coin", k, j) for j in range(5)]
+        k += 1
+        code = _ONSETS[int(u[0] * len(_ONSETS))] + _NUCLEI[int(u[1] * len(_NUCLEI))]
+        code += _ONSETS[int(u[2] * len(_ONSETS))] + _NUCLEI[int(u[3] * len(_NUCLEI))] if u[4] < 0.5 else ""
+        code += _CODAS[int(u[4] * 10) % len(_CODAS)]
+        if len(code) >= 3 and code not in seen:
+            seen.add(code)
+            coins.append(code)
+    return coins
+
+
+_GENERATED_COINS: list[str] = _generated_coins(max(GENERATED_COUNTS.values()))
+
+
+def _generated_price(coin: str) -> float:
+    """A base price log-uniform in [0.001, 500] (5 significant figures), hashed from the coin code."""
+    return _round_sig(10.0 ** (-3.0 + 5.7 * _unit(0, "price", coin)), 5)
+
+
+def _generated(exchange: str, rank: int, coin: str) -> Instrument:
+    price = _generated_price(coin)
+    magnitude = math.floor(math.log10(price))
+    price_decimals = min(8, max(0, 4 - magnitude))
+    amount_decimals = min(3, max(0, magnitude + 1))
+    step = "1" if amount_decimals == 0 else "0." + "0" * (amount_decimals - 1) + "1"
+    tick = "1" if price_decimals == 0 else "0." + "0" * (price_decimals - 1) + "1"
+    notional = 10.0 ** (6.3 + 2.4 * _unit(0, "oi", exchange, coin))  # 2M .. 500M quote units
+    lo = _LISTING_FROM_MS[exchange]
+    # more listings in later years (sqrt skew), on a whole hour
+    launch = lo + int((LISTING_END_MS - lo) * math.sqrt(_unit(0, "listing", exchange, coin)))
+    leverages = _LEVERAGES[exchange]
+    hl = exchange == "hyperliquid"
+    return Instrument(
+        exchange=exchange,
+        id=coin if hl else f"{coin}USDT",
+        ccxt_symbol=f"{coin}/USDC:USDC" if hl else f"{coin}/USDT:USDT",
+        base=coin,
+        quote="USDC" if hl else "USDT",
+        settle="USDC" if hl else "USDT",
+        tick_size="" if hl else tick,
+        step_size=step,
+        price_decimals=0 if hl else price_decimals,
+        amount_decimals=amount_decimals,
+        min_qty=step,
+        max_qty="" if hl else f"{10 ** (amount_decimals + 6 - max(magnitude, 0))}",
+        max_leverage=leverages[int(_unit(0, "lev", exchange, coin) * len(leverages))],
+        launch_ms=launch // HOUR_MS * HOUR_MS,
+        base_price=price,
+        base_open_interest=round(notional / price, amount_decimals),
+        generated=True,
+    )
+
+
+def _generated_instruments(exchange: str) -> tuple[Instrument, ...]:
+    """The exchange's generated perpetuals: a subset of the shared coin list (coins are listed on several
+    exchanges, each at its own date), in listing order."""
+    count = GENERATED_COUNTS[exchange]
+    ranked = sorted(_GENERATED_COINS, key=lambda c: _unit(0, "pick", exchange, c))[:count]
+    return tuple(
+        sorted((_generated(exchange, r, c) for r, c in enumerate(ranked)), key=lambda i: i.launch_ms)
+    )
+
+
+FULL_INSTRUMENTS: dict[str, tuple[Instrument, ...]] = {
+    ex: INSTRUMENTS[ex] + _generated_instruments(ex) for ex in INSTRUMENTS
+}
+"""The full market: the core symbols (`INSTRUMENTS`, unchanged) followed by the generated long tail
+(`GENERATED_COUNTS`). Only the listing is generated at import; every series is a pure function of time."""
+
+_BASE_PRICE.update({c: _generated_price(c) for c in _GENERATED_COINS})
+
+_BY_ID: dict[tuple[str, str], Instrument] = {
+    (i.exchange, i.id): i for v in FULL_INSTRUMENTS.values() for i in v
+}
+
+
+def listed(exchange: str, *, full: bool = False) -> tuple[Instrument, ...]:
+    """The perpetuals `exchange` lists: the core symbols, or with `full` the whole generated market."""
+    return (FULL_INSTRUMENTS if full else INSTRUMENTS)[exchange]
+
+
+def symbols(exchange: str, *, full: bool = False) -> list[str]:
+    """The exchange's ids of the simulated perpetuals (`["BTCUSDT", ...]`, Hyperliquid `["BTC", ...]`)."""
+    return [i.id for i in listed(exchange, full=full)]
+
+
+def instrument(exchange: str, symbol: str) -> Instrument:
+    """The instrument `symbol` (exchange id) of `exchange`; KeyError if it is not simulated."""
+    return _BY_ID[(exchange, symbol)]
+
+
+def find_instrument(exchange: str, symbol: str, *, full: bool = True) -> Instrument | None:
+    """The instrument with this exchange id, or None; without `full`, None for a generated one."""
+    inst = _BY_ID.get((exchange, symbol))
+    if inst is None or (inst.generated and not full):
+        return None
+    return inst
+
+
+def series_start(exchange: str, symbol: str) -> int:
+    """The first time (ms) any series of the symbol has data: its listing, never before HISTORY_START_MS.
+
+    Nothing is served before it (an empty list, as for a range with no data).
+    """
+    return max(HISTORY_START_MS, _BY_ID[(exchange, symbol)].launch_ms)
 
 
 # --- prices and open interest --------------------------------------------------------------------------
@@ -448,6 +569,24 @@ _SCHEDULES: dict[tuple[str, str], tuple[tuple[int, int], ...]] = {
 }
 """Funding schedule per symbol: (from ms, interval hours) segments; switch times lie on both grids."""
 
+_GENERATED_HOURS: dict[str, tuple[tuple[float, int], ...]] = {
+    "binance": ((0.75, 8), (1.0, 4)),  # most USD-M perpetuals fund every 8h, some every 4h (fundingInfo)
+    "bybit": ((0.6, 8), (0.9, 4), (1.0, 1)),  # Bybit's fundingInterval: 480, 240 or 60 minutes
+    "hyperliquid": ((1.0, 1),),  # Hyperliquid funds every hour
+}
+
+
+def _generated_schedule(inst: Instrument) -> tuple[tuple[int, int], ...]:
+    """One segment from the series start (listing, or HISTORY_START_MS) with an interval hashed per symbol."""
+    u = _unit(0, "interval", inst.exchange, inst.id)
+    hours = next(h for bound, h in _GENERATED_HOURS[inst.exchange] if u < bound)
+    return ((max(HISTORY_START_MS, inst.launch_ms), hours),)
+
+
+_SCHEDULES.update(
+    {(i.exchange, i.id): _generated_schedule(i) for v in FULL_INSTRUMENTS.values() for i in v if i.generated}
+)
+
 _RATE_DECIMALS = {"binance": 8, "bybit": 8, "hyperliquid": 10}
 _MAX_RATE_8H = 0.0005
 
@@ -498,7 +637,9 @@ def _segments(exchange: str, symbol: str) -> list[tuple[int, int, int]]:
     schedule = _SCHEDULES[(exchange, symbol)]
     out: list[tuple[int, int, int]] = []
     for i, (start, hours) in enumerate(schedule):
-        lo = HISTORY_START_MS if i == 0 else start + 1
+        # the first settlement closes the first full period: at HISTORY_START_MS itself for the core
+        # symbols (history "starts" there), strictly after the listing for a symbol listed later
+        lo = HISTORY_START_MS if i == 0 and start <= HISTORY_START_MS else start + 1
         hi = schedule[i + 1][0] if i + 1 < len(schedule) else 2**62
         out.append((lo, hi, hours))
     return out

@@ -14,12 +14,14 @@ from __future__ import annotations
 import itertools
 import json
 import zlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ccxt_pipeline.simulator import data
 from ccxt_pipeline.simulator._http import json_response, text_response
+from ccxt_pipeline.simulator.limits import Limiter, Refusal, Rule, VenueLimits, retry_after_header
 
 if TYPE_CHECKING:
     from ccxt_pipeline.simulator.server import ExchangeSimulator
@@ -40,6 +42,81 @@ class HyperliquidError(Exception):
         self.text = text
 
 
+# --- rate limits (enforced with `ExchangeSimulator.enforce_limits`) ------------------------------------
+
+RATE_LIMIT_DOCS = (
+    "https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits-and-user-limits"
+)
+LIMITS = VenueLimits(
+    # "REST requests share an aggregated weight limit of 1200 per minute" (per IP). The docs do not say how
+    # the minute is counted: a sliding window, the stricter reading.
+    rules=(Rule("REST", 1200, 60.0, "sliding", source=RATE_LIMIT_DOCS),),
+)
+_INFO_WEIGHT_2 = frozenset(
+    {"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState", "exchangeStatus"}
+)
+"""'The following info requests have weight 2'; `userRole` weighs 60, "All other documented info requests
+have weight 20"."""
+_PER_20_ITEMS = frozenset(
+    {
+        "recentTrades",
+        "historicalOrders",
+        "userFills",
+        "userFillsByTime",
+        "fundingHistory",
+        "userFunding",
+        "nonUserFundingUpdates",
+        "twapHistory",
+        "userTwapSliceFills",
+        "userTwapSliceFillsByTime",
+        "delegatorHistory",
+        "delegatorRewards",
+        "validatorStats",
+    }
+)
+"""Info types with "an additional rate limit weight per 20 items returned in the response"
+(`candleSnapshot`: per 60 items)."""
+
+
+def request_weight(endpoint: str, query: Mapping[str, str]) -> int:
+    """The documented weight of one request before its answer (`RATE_LIMIT_DOCS`)."""
+    del query
+    if endpoint == "/exchange":  # "1 + floor(batch_length / 40)": the simulator serves no actions
+        return 1
+    kind = endpoint.removeprefix("info:")
+    if kind in _INFO_WEIGHT_2:
+        return 2
+    return 60 if kind == "userRole" else 20
+
+
+def extra_weight(endpoint: str, body: bytes) -> int:
+    """One more per 20 items returned (per 60 for `candleSnapshot`); whole groups only: the docs do not say
+    how a partial group counts."""
+    kind = endpoint.removeprefix("info:")
+    per = 20 if kind in _PER_20_ITEMS else 60 if kind == "candleSnapshot" else 0
+    if not per:
+        return 0
+    try:
+        rows = json.loads(body)
+    except ValueError:
+        return 0
+    return len(rows) // per if isinstance(rows, list) else 0
+
+
+def limit_headers(limiter: Limiter) -> dict[str, str]:
+    """Hyperliquid documents no rate-limit headers."""
+    del limiter
+    return {}
+
+
+def refused(sim: ExchangeSimulator, refusal: Refusal, limiter: Limiter) -> web.Response:
+    """HTTP 429 (`rate_limited`), `Retry-After` the seconds until the weight fits again."""
+    del limiter
+    response = rate_limited(sim, force_429=True)
+    response.headers["Retry-After"] = retry_after_header(refusal.retry_after_s)
+    return response
+
+
 def rate_limited(sim: ExchangeSimulator, *, force_429: bool) -> web.Response:
     """Hyperliquid's rate-limit answer: HTTP 429 with Retry-After and no JSON body (ccxt: RateLimitExceeded).
 
@@ -49,29 +126,40 @@ def rate_limited(sim: ExchangeSimulator, *, force_429: bool) -> web.Response:
     return web.Response(status=429, text="", headers={"Retry-After": "1"})
 
 
-def meta() -> dict[str, Any]:
-    """{"type":"meta"}: the perpetuals universe.
+def _margin_table_id(inst: data.Instrument) -> int:
+    # the core coins keep the ids of the docs' example; a generated coin's table is named by its max leverage
+    return _MARGIN_TABLE.get(inst.base, inst.max_leverage)
+
+
+def meta(sim: ExchangeSimulator | None = None) -> dict[str, Any]:
+    """{"type":"meta"}: the perpetuals universe (the core coins without `sim`, else the coins `sim` lists).
+
+    A universe entry carries no listing date (`szDecimals`, `name`, `maxLeverage`, `marginTableId`, and
+    `onlyIsolated`/`isDelisted` when set, per the docs page below): a coin's series simply start at its
+    listing (`data.series_start`).
 
     shape: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals#retrieve-perpetuals-metadata-universe-and-margin-tables;
     ccxt hyperliquid.fetch_swap_markets comment. Sample: {"universe":[{"szDecimals":5,"name":"BTC","maxLeverage":40,
     "marginTableId":56}],"marginTables":[[56,{"description":"","marginTiers":[{"lowerBound":"0.0","maxLeverage":40}]}]]}
     """
+    insts = data.INSTRUMENTS[NAME] if sim is None else sim.instruments(NAME)
     universe = [
         {
             "szDecimals": inst.amount_decimals,
             "name": inst.id,
             "maxLeverage": inst.max_leverage,
-            "marginTableId": _MARGIN_TABLE[inst.base],
+            "marginTableId": _margin_table_id(inst),
         }
-        for inst in data.INSTRUMENTS[NAME]
+        for inst in insts
     ]
-    tables = [
-        [
-            _MARGIN_TABLE[inst.base],
-            {"description": "", "marginTiers": [{"lowerBound": "0.0", "maxLeverage": inst.max_leverage}]},
-        ]
-        for inst in data.INSTRUMENTS[NAME]
-    ]
+    tables_by_id = {
+        _margin_table_id(inst): {
+            "description": "",
+            "marginTiers": [{"lowerBound": "0.0", "maxLeverage": inst.max_leverage}],
+        }
+        for inst in insts
+    }
+    tables = [[table_id, table] for table_id, table in tables_by_id.items()]
     # collateralToken 0 (USDC): the docs' metaAndAssetCtxs example for the first perp dex
     return {"universe": universe, "marginTables": tables, "collateralToken": 0}
 
@@ -110,7 +198,7 @@ def meta_and_asset_ctxs(sim: ExchangeSimulator) -> list[Any]:
     "openInterest":"10764.48","oraclePx":"107.99","premium":"0.00055561","prevDayPx":"111.81","dayBaseVlm":"..."}]]
     """
     now = sim.now()
-    return [meta(), [_asset_ctx(sim, inst, now) for inst in data.INSTRUMENTS[NAME]]]
+    return [meta(sim), [_asset_ctx(sim, inst, now) for inst in sim.instruments(NAME)]]
 
 
 def spot_meta() -> dict[str, Any]:
@@ -164,12 +252,14 @@ def funding_history(sim: ExchangeSimulator, body: dict[str, Any]) -> list[dict[s
     end = body.get("endTime")
     if not isinstance(coin, str) or not isinstance(start, int) or not (end is None or isinstance(end, int)):
         raise HyperliquidError(422, _DESERIALIZE_ERROR)
-    inst = data.find_instrument(NAME, coin)
+    inst = sim.find_instrument(NAME, coin)
     if inst is None:
         return []
     now = sim.now()
     hi = now if end is None else min(end, now)
-    hours = data.iter_settlements(NAME, coin, start - FUNDING_LATE_MS[1], hi, sim.seed)
+    hours = data.iter_settlements(
+        NAME, coin, max(start - FUNDING_LATE_MS[1], data.series_start(NAME, coin)), hi, sim.seed
+    )
     stamped = ((funding_time(coin, t), t, rate) for t, rate, _hours in hours)
     rows = itertools.islice(
         ((at, t, r) for at, t, r in stamped if start <= at <= hi), FUNDING_HISTORY_MAX_ROWS
@@ -191,7 +281,7 @@ def info(sim: ExchangeSimulator, body: Any) -> Any:
         raise HyperliquidError(422, _DESERIALIZE_ERROR)
     kind = body.get("type")
     if kind == "meta":
-        return meta()
+        return meta(sim)
     if kind == "metaAndAssetCtxs":
         if body.get("dex") not in (None, ""):
             raise HyperliquidError(500, "null")
@@ -207,7 +297,7 @@ def info(sim: ExchangeSimulator, body: Any) -> Any:
     if kind == "allMids":
         now = sim.now()
         return {
-            i.id: data.fmt_short(data.mark_price(NAME, i.id, now, sim.seed)) for i in data.INSTRUMENTS[NAME]
+            i.id: data.fmt_short(data.mark_price(NAME, i.id, now, sim.seed)) for i in sim.instruments(NAME)
         }
     if kind == "fundingHistory":
         return funding_history(sim, body)

@@ -29,15 +29,16 @@ import json
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
 import ccxt.pro
 from aiohttp import web
 
-from ccxt_pipeline.simulator import binance, bybit, hyperliquid
+from ccxt_pipeline.simulator import binance, bybit, data, hyperliquid
 from ccxt_pipeline.simulator._http import JSON_CONTENT_TYPE, dumps, text_response
+from ccxt_pipeline.simulator.limits import Limiter, Refusal, VenueLimits
 from ccxt_pipeline.simulator.liquidations import LiquidationFeed
 
 FailureKind = Literal[
@@ -68,6 +69,16 @@ class _ExchangeModule(Protocol):
     def register(self, app: web.Application, sim: ExchangeSimulator) -> None: ...
 
     def rate_limited(self, sim: ExchangeSimulator, *, force_429: bool) -> web.Response: ...
+
+    LIMITS: VenueLimits
+
+    def request_weight(self, endpoint: str, query: Mapping[str, str]) -> int: ...
+
+    def extra_weight(self, endpoint: str, body: bytes) -> int: ...
+
+    def limit_headers(self, limiter: Limiter) -> dict[str, str]: ...
+
+    def refused(self, sim: ExchangeSimulator, refusal: Refusal, limiter: Limiter) -> web.Response: ...
 
 
 _MODULES: dict[str, _ExchangeModule] = {"binance": binance, "bybit": bybit, "hyperliquid": hyperliquid}
@@ -168,10 +179,31 @@ class ExchangeSimulator:
 
     host = "127.0.0.1"
 
-    def __init__(self, seed: int = 0, now_ms: int | None = None, *, port: int = 0) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        now_ms: int | None = None,
+        *,
+        port: int = 0,
+        enforce_limits: bool = False,
+        full_market: bool = False,
+        limit_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.seed = seed
         self.now_ms = now_ms
         self.port = port
+        self.enforce_limits = enforce_limits
+        """Enforce each venue's documented per-IP limits (the `LIMITS` table of its module) and answer its own
+        rejection: Binance 429 + Retry-After then a 418 ban, Bybit 403 and a 10-minute ban, Hyperliquid 429.
+        Rejections are counted (`rejections()`); answers carry the venue's usage headers."""
+        self.full_market = full_market
+        """List the full generated market (200+ perpetuals per exchange with listing dates, `data.FULL_INSTRUMENTS`)
+        instead of the core symbols; a generated symbol is unknown to a core-only simulator."""
+        self.limit_clock = limit_clock
+        """Seconds; the clock of the rate-limit windows and bans (inject one to move time in tests)."""
+        self.limit_rejections: collections.Counter[tuple[str, int]] = collections.Counter()
+        """(exchange, HTTP status) -> requests refused by `enforce_limits` or the `rate_limit` knob."""
+        self._limiters: dict[str, Limiter] = {}
         self.latency_ms: float = 0.0
         self.rate_limit: int | None = None
         """Max requests per second per exchange (sliding one-second window); None: unlimited."""
@@ -255,6 +287,45 @@ class ExchangeSimulator:
     def reset_counters(self) -> None:
         self.requests.clear()
         self.unhandled.clear()
+        self.limit_rejections.clear()
+
+    def reset_limits(self) -> None:
+        """Forget every rate-limit window and ban (the counters stay)."""
+        self._limiters.clear()
+
+    def rejections(self, exchange: str | None = None, status: int | None = None) -> int:
+        """Requests the rate limits refused, for one exchange and/or HTTP status (None: all)."""
+        return sum(
+            n
+            for (ex, st), n in self.limit_rejections.items()
+            if (exchange is None or ex == exchange) and (status is None or st == status)
+        )
+
+    def limiter(self, exchange: str) -> Limiter:
+        """The rate-limit windows of `exchange` (created on first use, on `limit_clock`)."""
+        limiter = self._limiters.get(exchange)
+        if limiter is None:
+            limiter = self._limiters[exchange] = Limiter(_MODULES[exchange].LIMITS, self.limit_clock)
+        return limiter
+
+    def used_weight(self, exchange: str, rule: str | None = None) -> int:
+        """What `exchange`'s window `rule` (default: its first rule, e.g. Binance REQUEST_WEIGHT) holds now."""
+        limiter = self.limiter(exchange)
+        return limiter.used(rule or limiter.limits.rules[0].name)
+
+    # --- listed instruments ------------------------------------------------------------------------------
+
+    def instruments(self, exchange: str) -> tuple[data.Instrument, ...]:
+        """The perpetuals `exchange` lists: the core symbols, or the full market with `full_market`."""
+        return data.listed(exchange, full=self.full_market)
+
+    def find_instrument(self, exchange: str, symbol: str) -> data.Instrument | None:
+        """The listed instrument with this exchange id, or None."""
+        return data.find_instrument(exchange, symbol, full=self.full_market)
+
+    def banned_response(self, exchange: str, retry_after_s: float) -> web.Response:
+        """The exchange's HTTP 418 IP-ban answer with `Retry-After`."""
+        return _banned(self, exchange, retry_after_s)
 
     def count(self, exchange: str, endpoint_substring: str = "") -> int:
         """Requests received by `exchange` whose endpoint contains `endpoint_substring`."""
@@ -340,8 +411,17 @@ class ExchangeSimulator:
             if request.headers.get("Upgrade", "").lower() == "websocket":
                 return await handler(request)
             await self._sleep(self.latency_ms / 1000.0)
+            module = _MODULES.get(exchange)
+            limiter = self.limiter(exchange) if self.enforce_limits and module is not None else None
+            if limiter is not None and module is not None:
+                refusal = limiter.admit(endpoint, module.request_weight(endpoint, request.query))
+                if refusal is not None:
+                    self.limit_rejections[(exchange, refusal.status)] += 1
+                    return module.refused(self, refusal, limiter)
             if self._over_rate_limit(exchange):
-                return self._rate_limited(exchange, force_429=False)
+                answer = self._rate_limited(exchange, force_429=False)
+                self.limit_rejections[(exchange, answer.status)] += 1
+                return answer
             rule = self._pick_failure(exchange, request.path_qs, endpoint)
             if rule is not None:
                 early = await self._fail_before(rule, exchange)
@@ -354,7 +434,11 @@ class ExchangeSimulator:
                     self.unhandled.append((exchange, request.method, request.path_qs))
                 raise
             if rule is not None and isinstance(response, web.Response):
-                return _fail_after(rule, response)
+                response = _fail_after(rule, response)
+            if limiter is not None and module is not None:
+                if isinstance(response, web.Response) and isinstance(response.body, bytes):
+                    limiter.charge(endpoint, module.extra_weight(endpoint, response.body))
+                response.headers.update(module.limit_headers(limiter))
             return response
 
         return middleware
