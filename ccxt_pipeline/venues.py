@@ -8,6 +8,7 @@ exchange reads this table instead of branching on names.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -106,6 +107,75 @@ class LiquidationWire:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """One documented REST limit of an exchange: at most `weight` per `seconds`, per IP."""
+
+    name: str
+    weight: float
+    seconds: float
+    source: str
+    """Where the exchange documents it."""
+
+
+@dataclass(frozen=True)
+class EndpointWeight:
+    """What one REST endpoint draws from the exchange's limits, as documented (endpoints not listed draw
+    `RestLimits.default`)."""
+
+    path: str
+    """ccxt's implicit-API path of the endpoint (`openInterestHist`, `v5/market/open-interest`, `info`)."""
+    weights: Mapping[str, float]
+    """Limit name -> what one request draws from it."""
+    body_type: str | None = None
+    """Hyperliquid's `POST /info`: the request's `type` (`fundingHistory`); None: any request to `path`."""
+    by_limit: tuple[tuple[float, float], ...] = ()
+    """Weight by the request's `limit` parameter, `(largest limit, weight)` ascending, in place of `weights`'
+    values (Binance klines); `default_limit` stands in when the request sends none."""
+    default_limit: int = 0
+    per_items: int = 0
+    """Hyperliquid: one more weight on each of `weights`' limits per this many items in the answer (a part
+    counts whole); 0: none."""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class RestLimits:
+    """An exchange's documented REST limits, and what each endpoint draws from them. Every request of the
+    exchange in one process is paced by them (`exchanges/pacing.py`)."""
+
+    limits: tuple[RateLimit, ...]
+    default: Mapping[str, float]
+    """What any endpoint not in `endpoints` draws."""
+    endpoints: tuple[EndpointWeight, ...] = ()
+
+    def weights(self, path: str, params: Mapping[str, Any]) -> dict[str, float]:
+        """Pure: what one request to `path` with `params` draws from each limit, before its answer."""
+        endpoint = self.endpoint(path, params)
+        if endpoint is None:
+            return dict(self.default)
+        if not endpoint.by_limit:
+            return dict(endpoint.weights)
+        limit = float(params.get("limit") or endpoint.default_limit)
+        weight = next((w for most, w in endpoint.by_limit if limit <= most), endpoint.by_limit[-1][1])
+        return {name: weight for name in endpoint.weights}
+
+    def extra(self, path: str, params: Mapping[str, Any], answer: Any) -> dict[str, float]:
+        """Pure: what the answer adds to a request's weight (Hyperliquid: per item returned)."""
+        endpoint = self.endpoint(path, params)
+        if endpoint is None or not endpoint.per_items or not isinstance(answer, list) or not answer:
+            return {}
+        more = float(-(-len(answer) // endpoint.per_items))
+        return {name: more for name in endpoint.weights}
+
+    def endpoint(self, path: str, params: Mapping[str, Any]) -> EndpointWeight | None:
+        body_type = params.get("type") if isinstance(params, Mapping) else None
+        for e in self.endpoints:
+            if e.path == path and (e.body_type is None or e.body_type == body_type):
+                return e
+        return None
+
+
+@dataclass(frozen=True)
 class Venue:
     name: str
     """Our name for the exchange, as users type it (`binance`)."""
@@ -162,8 +232,10 @@ class Venue:
     market_funding_interval_field: str | None = None
     """The key of ccxt's `market['info']` holding the symbol's current funding interval in minutes."""
     max_concurrency: int = 4
-    """Requests one client keeps in flight at once. ccxt's own rate limiter (on unless a test turns it off)
-    still spaces requests by the exchange's documented weights; this caps bursts on top of it."""
+    """HTTP requests in flight at once to this exchange, across every client of it in one process."""
+    rest_limits: RestLimits | None = None
+    """The documented REST limits every request of this exchange is paced by (`exchanges/pacing.py`); None:
+    none documented here, ccxt's own rate limiter paces it."""
 
 
 # Bybit v5 (tickers and /v5/market/open-interest): one side, else half of both sides. History rows carry
@@ -175,6 +247,108 @@ BYBIT_SINGLE_SIDE = OpenInterestFields(
     fallback_value="openInterestValue",
     fallback_scale=0.5,
 )
+
+# --- documented REST limits (docs/exchanges.md, "Rate limits") ---------------------------------------------
+
+_BINANCE_DOCS = "https://developers.binance.com/docs/derivatives/usds-margined-futures"
+_BINANCE_KLINE_WEIGHT = ((99.0, 1.0), (499.0, 2.0), (1000.0, 5.0), (float("inf"), 10.0))
+"""Klines' weight "based on parameter LIMIT": [1,100) 1, [100,500) 2, [500,1000] 5, > 1000 10."""
+BINANCE_LIMITS = RestLimits(
+    limits=(
+        # exchangeInfo's `rateLimits`: REQUEST_WEIGHT, interval MINUTE, intervalNum 1, limit 2400 (the docs'
+        # response example; "IP Limits" in General Info). A 2022 recording (tests/fixtures/nautilus/binance/
+        # exchangeInfo.json) says 6000: the documented 2400 is the safe side.
+        RateLimit("weight", 2400, 60, f"{_BINANCE_DOCS}/market-data/rest-api/Exchange-Information"),
+        # "IP rate limit 1000 requests/5min" (Open Interest Statistics, and the other /futures/data/ pages).
+        RateLimit(
+            "futures_data", 1000, 300, f"{_BINANCE_DOCS}/market-data/rest-api/Open-Interest-Statistics"
+        ),
+        # fundingRate: "share 500/5min/IP rate limit with GET /fapi/v1/fundingInfo"; fundingInfo: the same.
+        RateLimit("funding", 500, 300, f"{_BINANCE_DOCS}/market-data/rest-api/Get-Funding-Rate-History"),
+    ),
+    # exchangeInfo, premiumIndex, openInterest: "Request Weight 1" (Exchange-Information, Mark-Price,
+    # Open-Interest pages).
+    default={"weight": 1},
+    endpoints=(
+        # "Request Weight 0", and the 1000/5min of its own.
+        EndpointWeight(
+            "openInterestHist",
+            {"futures_data": 1},
+            source=f"{_BINANCE_DOCS}/market-data/rest-api/Open-Interest-Statistics",
+        ),
+        # Its weight is the shared 500/5min (no REQUEST_WEIGHT given); fundingInfo: "0, share 500/5min/IP".
+        EndpointWeight(
+            "fundingRate",
+            {"funding": 1},
+            source=f"{_BINANCE_DOCS}/market-data/rest-api/Get-Funding-Rate-History",
+        ),
+        EndpointWeight(
+            "fundingInfo",
+            {"funding": 1},
+            source=f"{_BINANCE_DOCS}/market-data/rest-api/Get-Funding-Rate-Info",
+        ),
+        # `limit` "Default 500; max 1500".
+        EndpointWeight(
+            "markPriceKlines",
+            {"weight": 1},
+            by_limit=_BINANCE_KLINE_WEIGHT,
+            default_limit=500,
+            source=f"{_BINANCE_DOCS}/market-data/rest-api/Mark-Price-Kline-Candlestick-Data",
+        ),
+        EndpointWeight(
+            "klines",
+            {"weight": 1},
+            by_limit=_BINANCE_KLINE_WEIGHT,
+            default_limit=500,
+            source=f"{_BINANCE_DOCS}/market-data/rest-api/Kline-Candlestick-Data",
+        ),
+    ),
+)
+
+# "You are allowed to send 600 requests within a 5-second window per IP by default. This limit applies to all
+# traffic directed to api.bybit.com"; going over is HTTP 403 "access too frequent" and a ban of at least 10
+# minutes. Every request counts one.
+BYBIT_LIMITS = RestLimits(
+    limits=(RateLimit("ip", 600, 5, "https://bybit-exchange.github.io/docs/v5/rate-limit"),),
+    default={"ip": 1},
+)
+
+_HYPERLIQUID_DOCS = (
+    "https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits-and-user-limits"
+)
+# "REST requests share an aggregated weight limit of 1200 per minute." info: weight 2 for l2Book, allMids,
+# clearinghouseState, orderStatus, spotClearinghouseState, exchangeStatus; 60 for userRole; "All other
+# documented info requests have weight 20"; fundingHistory (among others) "an additional rate limit weight per
+# 20 items returned in the response", candleSnapshot per 60 items. Exchange actions weigh 1 (unbatched).
+HYPERLIQUID_LIMITS = RestLimits(
+    limits=(RateLimit("weight", 1200, 60, _HYPERLIQUID_DOCS),),
+    default={"weight": 20},
+    endpoints=(
+        *(
+            EndpointWeight("info", {"weight": 2}, body_type=t, source=_HYPERLIQUID_DOCS)
+            for t in (
+                "l2Book",
+                "allMids",
+                "clearinghouseState",
+                "orderStatus",
+                "spotClearinghouseState",
+                "exchangeStatus",
+            )
+        ),
+        EndpointWeight("info", {"weight": 60}, body_type="userRole", source=_HYPERLIQUID_DOCS),
+        EndpointWeight(
+            "info", {"weight": 20}, body_type="fundingHistory", per_items=20, source=_HYPERLIQUID_DOCS
+        ),
+        EndpointWeight(
+            "info", {"weight": 20}, body_type="candleSnapshot", per_items=60, source=_HYPERLIQUID_DOCS
+        ),
+        EndpointWeight("exchange", {"weight": 1}, source=_HYPERLIQUID_DOCS),
+    ),
+)
+
+NO_CCXT_LIMITER = {"enableRateLimit": False}
+"""ccxt's own limiter off where `rest_limits` paces every request (docs/exchanges.md, "Rate limits"): it
+cannot express these limits, and with its declared costs it paces below them."""
 
 VENUES: dict[str, Venue] = {
     v.name: v
@@ -191,7 +365,11 @@ VENUES: dict[str, Venue] = {
             aliases=("binanceusdm", "binance-usdm"),
             # No currency list: with an API key ccxt fetches it from the private sapi (capital/config/getall,
             # margin/allPairs; ccxt/async_support/binance.py fetch_currencies), which market data never needs.
-            ccxt_options={"options": {"defaultType": "swap"}, "has": {"fetchCurrencies": False}},
+            ccxt_options={
+                "options": {"defaultType": "swap"},
+                "has": {"fetchCurrencies": False},
+                **NO_CCXT_LIMITER,
+            },
             oi_history_periods=("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"),
             # https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Open-Interest-Statistics
             oi_history_raw=RawHistory(
@@ -223,7 +401,8 @@ VENUES: dict[str, Venue] = {
                 all_market=True,
                 source="https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Liquidation-Order-Streams",
             ),
-            max_concurrency=8,
+            max_concurrency=5,
+            rest_limits=BINANCE_LIMITS,
         ),
         Venue(
             name="bybit",
@@ -243,6 +422,7 @@ VENUES: dict[str, Venue] = {
             ccxt_options={
                 "options": {"defaultType": "swap", "fetchMarkets": {"types": ["linear"]}},
                 "has": {"fetchCurrencies": False},
+                **NO_CCXT_LIMITER,
             },
             # fetch_open_interest gives the hourly history row, up to an hour old; tickers are live.
             current_oi="ticker",
@@ -305,7 +485,8 @@ VENUES: dict[str, Venue] = {
                 all_market=False,
                 source="https://bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation",
             ),
-            max_concurrency=5,  # Bybit: 600 requests per 5 s per IP; 5 in flight at 50 ms stays under it
+            max_concurrency=5,
+            rest_limits=BYBIT_LIMITS,
         ),
         Venue(
             name="hyperliquid",
@@ -326,6 +507,7 @@ VENUES: dict[str, Venue] = {
             ccxt_options={
                 "options": {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
                 "has": {"fetchCurrencies": False},
+                **NO_CCXT_LIMITER,
             },
             current_oi="open_interests",
             funding_history_limit=500,
@@ -334,7 +516,8 @@ VENUES: dict[str, Venue] = {
                 "offers no public market-wide liquidation stream: its public websocket shows liquidation "
                 "fills per wallet only (userFills), so market-wide feeds exist only from third-party indexers"
             ),
-            max_concurrency=4,
+            max_concurrency=5,
+            rest_limits=HYPERLIQUID_LIMITS,
         ),
         Venue(
             name="okx",

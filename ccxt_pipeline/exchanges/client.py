@@ -11,13 +11,14 @@ Credentials: every secret a client is given (keys, secret-like entries and custo
 block) is registered with `logs.register_secrets` before ccxt can log a request, and ccxt's `verbose`
 printing goes through logging instead of `print`, so the log handlers' filter masks both.
 
-Rate limits: a Retry-After from the exchange holds back every request of this client until it has passed
-(Binance bans an IP that keeps sending after a 429), and a long wait is announced in one line.
+Rate limits: every REST request is paced by the exchange's documented limits, shared with every other client
+of that exchange in the process (`exchanges/pacing.py`); a Retry-After from the exchange holds back every
+request of the exchange until it has passed (Binance bans an IP that keeps sending after a 429), and a long
+wait is announced in one line.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -29,6 +30,8 @@ import ccxt.pro
 from ccxt_pipeline.errors import ExchangeError, NotSupportedError, RateLimited, TemporaryError
 from ccxt_pipeline.exchanges import retry
 from ccxt_pipeline.exchanges.errors import error_code, retry_after_seconds, translate
+from ccxt_pipeline.exchanges.pacing import install as install_pacer
+from ccxt_pipeline.exchanges.pacing import pacer_for
 from ccxt_pipeline.exchanges.retry import RetryPolicy, with_retries
 from ccxt_pipeline.logs import register_secrets
 from ccxt_pipeline.settings import ExchangeSettings, deep_merge, is_secret_key
@@ -126,10 +129,8 @@ class ExchangeClient:
         # ccxt's `verbose` output (request and response dumps, headers included) is print()ed; send it
         # through logging so that the handlers' secret filter sees it.
         self.exchange.log = lambda *parts: _ccxt_verbose.info(" ".join(str(p) for p in parts))
-        self._in_flight = asyncio.Semaphore(self.venue.max_concurrency)
-        self._resume_at = 0.0
-        """Clock time before which no request is sent: the exchange's last Retry-After."""
-        self._announced_until = 0.0
+        # Every REST request paced by the exchange's documented limits, with every other client of it.
+        install_pacer(self.exchange, self.venue, weigh=self.settings.pace_requests)
         if self.settings.sandbox:
             try:
                 self.exchange.set_sandbox_mode(True)
@@ -185,20 +186,15 @@ class ExchangeClient:
         fn = getattr(self.exchange, method)
 
         async def once() -> Any:
-            clock = retry.CLOCK
-            hold = self._resume_at - clock.now()
-            if hold > 0:  # another request of this client was told to back off: so is this one
-                await clock.sleep(hold)
             try:
-                async with self._in_flight:  # held per try, not across the waits between retries
-                    return await fn(*args, **kwargs)
+                return await fn(*args, **kwargs)  # each HTTP request paced (pacing.install)
             except ExchangeError:
                 raise
             except Exception as exc:
                 error = translate(exc, self.name, method, secrets=self._secrets)
                 if isinstance(error, RateLimited) and error.retry_after:
-                    held = min(error.retry_after, self.policy.max_retry_after_s)
-                    self._resume_at = max(self._resume_at, clock.now() + held)
+                    # Every request of this exchange in the process waits, not only this one.
+                    pacer_for(self.venue).pause(min(error.retry_after, self.policy.max_retry_after_s))
                 raise error from None
 
         return await with_retries(self.policy, once, announce=self._announce_wait)
@@ -206,9 +202,10 @@ class ExchangeClient:
     def _announce_wait(self, seconds: float, error: TemporaryError) -> None:
         """One line for a long wait; calls waiting at the same time (one Retry-After) share it."""
         now = retry.CLOCK.now()
-        if now < self._announced_until:
+        pacer = pacer_for(self.venue)
+        if now < pacer.announced_until:
             return
-        self._announced_until = now + seconds
+        pacer.announced_until = now + seconds
         if isinstance(error, RateLimited):
             why = "rate limited by the exchange"
             if error.retry_after is not None and seconds <= error.retry_after + 1:
