@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import ccxt
 import pytest
 
 from ccxt_pipeline.catalog import COVERAGE_GAP, LIQUIDATION, CatalogReader, CatalogWriter
+from ccxt_pipeline.instruments import Instrument, instrument_for
 from ccxt_pipeline.models import CoverageGap, Record
-from ccxt_pipeline.stream.writer import BatchingWriter
+from ccxt_pipeline.stream.writer import ROUTES, BatchingWriter
 from tests.strategies import T0, liq
 
 BYBIT = "BTCUSDT-LINEAR.BYBIT"
@@ -218,3 +221,101 @@ async def test_a_full_queue_drops_the_batch_counted_not_raised(catalog: Path) ->
     assert batcher.dropped == 1
     await batcher.drain()
     assert liquidations(catalog) == [liq(0), liq(1)]
+
+
+# --- instrument definitions: queued by the streams' callbacks, written by the flush ------------------------
+
+
+def binance_btc() -> tuple[Instrument, dict[str, Any]]:
+    """BTCUSDT as ccxt parses NautilusTrader's recorded exchangeInfo (tests/fixtures/SOURCES.md)."""
+    exchange = ccxt.binanceusdm()
+    info = json.loads((Path(__file__).parent / "fixtures/nautilus/binance/exchangeInfo.json").read_text())
+    exchange.set_markets([exchange.parse_market(m) for m in info["symbols"]])
+    market: dict[str, Any] = exchange.market("BTC/USDT:USDT")
+    return instrument_for("binance", "BTC/USDT:USDT", market), market
+
+
+def definitions(catalog: Path) -> list[str]:
+    folder = catalog / "data" / "crypto_perpetual"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+async def test_a_definition_is_written_by_the_next_flush_not_when_queued(catalog: Path) -> None:
+    batcher, _ = writer(catalog)
+    inst, market = binance_btc()
+    batcher.define(inst, market, T0)
+    batcher.define(inst, market, T0 + 1)  # met again before the flush: one definition
+    assert definitions(catalog) == []
+    await batcher.drain()
+    assert definitions(catalog) == ["BTCUSDT-PERP.BINANCE"]
+    batcher.define(inst, market, T0 + 2)  # already written: nothing queued
+    assert not batcher._definitions
+
+
+async def test_a_definition_the_disk_refuses_is_told_once_and_written_when_space_returns(
+    catalog: Path, disk: Disk
+) -> None:
+    told: list[tuple[str, str]] = []
+    batcher = BatchingWriter(
+        CatalogWriter(catalog, durable=False),
+        100,
+        0.01,
+        on_definition_failed=lambda exchange, text: told.append((exchange, text)),
+    )
+    inst, market = binance_btc()
+    disk.full()
+    batcher.define(inst, market, T0)
+    batcher.put([liq(0)])
+    await batcher.drain()
+    await batcher.drain()
+    assert [(ex, text.split(":")[0]) for ex, text in told] == [
+        ("binance", "instrument definition not written (BTCUSDT-PERP.BINANCE)")
+    ]
+    assert "No space left on device" in told[0][1] or "ENOSPC" in told[0][1]
+    disk.freed()
+    await batcher.drain()
+    assert definitions(catalog) == ["BTCUSDT-PERP.BINANCE"]
+    assert liquidations(catalog) == [liq(0)]
+
+
+async def test_a_market_the_definition_cannot_be_built_from_is_told_and_dropped(catalog: Path) -> None:
+    told: list[str] = []
+    batcher = BatchingWriter(
+        CatalogWriter(catalog, durable=False),
+        100,
+        0.01,
+        on_definition_failed=lambda exchange, text: told.append(text),
+    )
+    inst, market = binance_btc()
+    unreadable = {**market, "info": None, "precision": {"price": "x", "amount": "y"}}
+    batcher.define(inst, unreadable, T0)
+    batcher.put([liq(0)])
+    await batcher.drain()
+    await batcher.drain()
+    assert liquidations(catalog) == [liq(0)]  # the records are stored all the same
+    assert len(told) == 1
+    assert told[0].startswith("instrument definition not written (BTCUSDT-PERP.BINANCE): ")
+    assert definitions(catalog) == []
+    assert not batcher._definitions  # never tried again
+
+
+async def test_records_are_routed_by_their_kind_and_counted_under_its_name(catalog: Path) -> None:
+    batcher, _ = writer(catalog)
+    gap = CoverageGap.between(LIQUIDATION, "binance", "BTCUSDT-PERP.BINANCE", T0, T0 + 5, "disconnected")
+    batcher.put([liq(0), gap, liq(1)])
+    await batcher.drain()
+    assert dict(batcher.written) == {LIQUIDATION.name: 2, COVERAGE_GAP.name: 1}
+    assert (batcher.rows_written, batcher.gaps_written) == (2, 1)
+    assert ROUTES[COVERAGE_GAP.name].droppable is False
+    assert ROUTES[LIQUIDATION.name].bucket_ns is not None
+
+
+async def test_a_printer_that_fails_costs_no_row(catalog: Path) -> None:
+    def printer(records: list[Record]) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    batcher = BatchingWriter(CatalogWriter(catalog, durable=False), 100, 0.01, printer)
+    batcher.put([liq(0), liq(1)])
+    with pytest.raises(BrokenPipeError):
+        await batcher.drain()
+    assert liquidations(catalog) == [liq(0), liq(1)]  # stored before they were shown

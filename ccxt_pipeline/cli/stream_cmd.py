@@ -25,6 +25,7 @@ from ccxt_pipeline.cli.common import (
 )
 from ccxt_pipeline.errors import InputError, PipelineError
 from ccxt_pipeline.models import Liquidation, Record
+from ccxt_pipeline.stream.health import LINE_WIDTH
 from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest, StreamSummary
 from ccxt_pipeline.timeutil import NS_PER_SECOND, now_ns, ns_to_iso, parse_duration
 
@@ -78,6 +79,10 @@ def stream_liquidations(
         sys.stdout.write(json.dumps({"summary": summary.as_dict()}) + "\n")
     else:
         _print_summary(summary)
+    if summary.failure:  # the writer failed and stopped the stream: one line, exit 1 (3 if nothing stored)
+        unsaved = f" ({summary.unsaved_events} events not stored)" if summary.unsaved_events else ""
+        err.print(f"error: {summary.failure}{unsaved}", markup=False)
+        raise typer.Exit(int(Exit.PARTIAL if summary.rows_written else Exit.FAILED))
     if summary.unsaved_events:  # the catalog never became writable again: one line, exit 1
         err.print(f"error: {summary.unsaved_events} events not stored: {summary.storage}", markup=False)
         raise typer.Exit(int(Exit.PARTIAL))
@@ -108,13 +113,24 @@ async def _run(stream: LiquidationStream, health_seconds: float) -> StreamSummar
                 loop.remove_signal_handler(sig)
 
 
+_HEALTH = "health  "
+
+
+def _width() -> int:
+    """Room for one health line: the terminal's width (never wrapped), or 150 when not a terminal."""
+    return max(80, min(err.width, 240)) - len(_HEALTH) - 1 if err.is_terminal else LINE_WIDTH
+
+
 async def _health_lines(stream: LiquidationStream, every: float) -> None:
+    """Every `every` seconds, one line per exchange (and one for the catalog while it cannot write)."""
     while True:
         await asyncio.sleep(every)
-        now = now_ns()
-        lines = [h.line(now) for h in stream.health.values()]
+        now, width = now_ns(), _width()
+        lines = [h.line(now, width) for h in stream.health.values()]
         storage = stream.batcher.status()  # `disk full: 25 events waiting` while it cannot write
-        err.print("health  " + " | ".join(lines + ([storage] if storage else [])), markup=False)
+        if storage:
+            lines.append(f"catalog: {storage}"[:width])
+        err.print("\n".join(_HEALTH + line for line in lines), markup=False)
 
 
 def _printer(json_out: bool) -> Callable[[list[Record]], None]:
@@ -143,9 +159,9 @@ def _print_summary(summary: StreamSummary) -> None:
         f"{summary.gaps_written} gap rows recorded",
         markup=False,
     )
-    now = now_ns()
+    now, width = now_ns(), _width()
     for h in summary.health.values():
-        err.print("  " + h.line(now), markup=False)
+        err.print("  " + h.line(now, width), markup=False)
     if summary.dropped_batches:
         err.print(f"[bold red]{summary.dropped_batches} batches dropped: the writer fell behind[/]")
     if summary.dropped_events:

@@ -74,8 +74,8 @@ class ExchangeHealth:
             f"reconnects {self.reconnects}, errors {self.errors}, gaps {self.gaps}, lag {lag}"
         )
         if self.last_error:
-            room = max(_MIN_ERROR_WIDTH, width - len(text) - len("; last error: "))
-            text += f"; last error: {_fit(self.last_error, room)}"
+            room = max(_MIN_ERROR_WIDTH, width - len(text) - len(", last error: "))
+            text += f", last error: {_fit(self.last_error, room)}"
         return text
 
     def as_dict(self) -> dict[str, Any]:

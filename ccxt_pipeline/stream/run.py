@@ -12,6 +12,7 @@ from typing import Any
 
 from ccxt_pipeline.catalog import CatalogWriter
 from ccxt_pipeline.errors import PipelineError
+from ccxt_pipeline.exchanges.errors import scrub
 from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.instruments import Instrument, resolve_many
 from ccxt_pipeline.models import Record
@@ -185,7 +186,9 @@ class LiquidationStream:
             self.health[name].record_error(str(exc))
             self.health[name].note = f"stopped: {exc}"
         except Exception as exc:
-            log.exception("%s: liquidation stream failed", name)
+            log.error(
+                "%s: liquidation stream failed: %r", name, exc, exc_info=log.isEnabledFor(logging.DEBUG)
+            )
             self.health[name].record_error(f"stream failed: {type(exc).__name__}: {exc}")
             self.health[name].note = f"stopped: {type(exc).__name__}: {exc}"
         finally:
@@ -196,8 +199,8 @@ class LiquidationStream:
         try:
             await self.batcher.run(stop)
         except Exception as exc:
-            log.exception("the catalog writer failed")
-            self.failure = f"the catalog writer failed: {type(exc).__name__}: {exc}"
+            log.debug("the catalog writer failed", exc_info=True)  # the traceback, for a bug report
+            self.failure = scrub(f"the catalog writer failed: {type(exc).__name__}: {exc}")
             for health in self.health.values():
                 health.record_error(self.failure)
             failed.set()

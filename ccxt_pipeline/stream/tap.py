@@ -100,7 +100,7 @@ class Tap:
     def _count(self, decoded: Decoded, message: Any) -> None:
         health = self.health
         for error in decoded.errors:
-            health.record_error(f"bad liquidation item skipped: {error}")
+            health.record_error(f"skipped {error}")  # "item 2 (BTCUSDT): Liquidation.price: ..."
         if decoded.errors:
             log.warning(
                 "%s: skipped %d bad liquidation item(s) (%s): %.300s",

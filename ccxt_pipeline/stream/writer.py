@@ -252,7 +252,13 @@ class BatchingWriter:
                     d.failed = True
                     self._definition_failed(d, exc)
                 continue
-            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:  # a market row not understood
+            except (
+                AttributeError,
+                KeyError,
+                TypeError,
+                ValueError,
+                ArithmeticError,
+            ) as exc:  # market not understood
                 self._definition_failed(d, exc)
             else:
                 self._defined.add(iid)
