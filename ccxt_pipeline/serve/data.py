@@ -106,7 +106,7 @@ def _instrument(root: Path, cache: FileCache, instrument_id: str, start: int, en
         break
     if not tables:
         return _LIQ_SCHEMA.empty_table()
-    table = pa.concat_tables(tables)
+    table = pa.concat_tables(tables).combine_chunks()  # one chunk: what follows runs on contiguous arrays
     if files[0].start < start or files[-1].end > end:
         ts = table.column("ts_init")
         table = table.filter(pc.and_(pc.greater_equal(ts, start), pc.less_equal(ts, end)))
