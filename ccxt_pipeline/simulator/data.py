@@ -11,8 +11,9 @@ Shapes of the series:
   formatting them as decimal strings and parsing them back (what ccxt does) gives the same float;
 - funding rates are hashed per settlement time, scaled by the funding interval (interval/8 of an 8h rate).
 
-The point functions are memoised (pure, so a cache changes nothing but speed): the simulator must answer
-in its configured latency, not in the time it takes to compute a month of 5-minute points.
+The point functions are memoised in bounded caches (pure, so a cache changes nothing but speed and memory):
+the simulator must answer in its configured latency, not in the time it takes to compute a month of
+5-minute points, and a whole-market walk over years must not grow its memory without bound.
 
 Symbols are the exchanges' own ids (`BTCUSDT`, Bybit's USDC perpetual `BTCPERP`, or the coin `BTC` / `kPEPE`
 on Hyperliquid).
@@ -328,17 +329,28 @@ def _signed(seed: int, *parts: object) -> float:
     return 2.0 * _unit(seed, *parts) - 1.0
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _bucket_noise(seed: int, key: str, bucket: int) -> float:
+    # neighbouring points share their buckets: a small cache halves the hashing of a series walk
+    return _signed(seed, key, bucket)
+
+
 def _noise(seed: int, key: str, t_ms: int) -> float:
     """Noise in [-1, 1): hashed values on the 5-minute grid, linear in between."""
     bucket, offset = divmod(t_ms, _NOISE_BUCKET_MS)
-    a = _signed(seed, key, bucket)
-    b = _signed(seed, key, bucket + 1)
+    a = _bucket_noise(seed, key, bucket)
+    b = _bucket_noise(seed, key, bucket + 1)
     return a + (b - a) * (offset / _NOISE_BUCKET_MS)
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _phase(seed: int, key: str, period_ms: float) -> float:
+    # constant per (seed, series, period): hashed once instead of at every point
+    return 2.0 * math.pi * _unit(seed, key, "phase", period_ms)
+
+
 def _wave(seed: int, key: str, t_ms: int, period_ms: float) -> float:
-    phase = 2.0 * math.pi * _unit(seed, key, "phase", period_ms)
-    return math.sin(2.0 * math.pi * (t_ms / period_ms) + phase)
+    return math.sin(2.0 * math.pi * (t_ms / period_ms) + _phase(seed, key, period_ms))
 
 
 def _round_sig(x: float, figures: int) -> float:
@@ -507,7 +519,12 @@ def _underlying(seed: int, coin: str, t_ms: int) -> float:
     return base * factor
 
 
-@functools.lru_cache(maxsize=1 << 20)
+_POINT_CACHE = 1 << 16
+"""Entries kept per point function (about 250 bytes each: ~16 MB per function when full). A page of answers
+is computed once and served again from the cache; a whole-market walk over years does not grow memory."""
+
+
+@functools.lru_cache(maxsize=_POINT_CACHE)
 def mark_price(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
     """Mark price at `t_ms`, rounded as the exchange prints it."""
     inst = instrument(exchange, symbol)
@@ -515,7 +532,7 @@ def mark_price(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
     return _round_price(inst, _underlying(seed, inst.base, t_ms) * basis)
 
 
-@functools.lru_cache(maxsize=1 << 20)
+@functools.lru_cache(maxsize=_POINT_CACHE)
 def index_price(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
     """Index (Hyperliquid: oracle) price at `t_ms`, rounded as the exchange prints it."""
     inst = instrument(exchange, symbol)
@@ -523,7 +540,7 @@ def index_price(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
     return _round_price(inst, _underlying(seed, inst.base, t_ms) * spread)
 
 
-@functools.lru_cache(maxsize=1 << 20)
+@functools.lru_cache(maxsize=_POINT_CACHE)
 def open_interest(exchange: str, symbol: str, t_ms: int, seed: int = 0) -> float:
     """Open interest in base units (contract size 1) at `t_ms`, rounded to the exchange's amount step."""
     inst = instrument(exchange, symbol)
