@@ -32,13 +32,15 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from typer.testing import CliRunner
 
 from ccxt_pipeline.catalog import FUNDING_RATE, LIQUIDATION, OPEN_INTEREST, CatalogReader
+from ccxt_pipeline.cli import app
 from ccxt_pipeline.serve.api import create_app
 from ccxt_pipeline.settings import load_settings
 from ccxt_pipeline.simulator.server import ExchangeSimulator
 from tests.conftest import SimulatorThread
-from tests.test_daemon import cli, daemon_config, start_daemon
+from tests.test_daemon import daemon_config, start_daemon
 from tests.test_stream import expected_row, stored_rows
 
 pytestmark = pytest.mark.browser
@@ -159,7 +161,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             with ServerThread(create_app(load_settings(config)), port):
                 yield Site(f"http://127.0.0.1:{port}", sim, catalog)
         finally:
-            cli("daemon", "stop", "--config", str(config))
+            proc.terminate()  # SIGTERM: what `ccxt-cli daemon stop` sends, without that command's start-up
             try:
                 proc.wait(timeout=15)
             finally:
@@ -229,7 +231,7 @@ def open_page(driver: WebDriver, site: Site, query: str) -> None:
     until(lambda: refreshes(driver) >= 1, 20, "the page drew its charts")
 
 
-def test_heatmap_draws_the_apis_cells_long_and_short_apart(browser: WebDriver, site: Site) -> None:
+def test_heatmap_draws_the_apis_cells_long_and_short_apart(site: Site, browser: WebDriver) -> None:
     open_page(browser, site, "range=24h&refresh=600")
     page = drawn(browser)
     assert page["errors"] == []
@@ -248,7 +250,7 @@ def test_heatmap_draws_the_apis_cells_long_and_short_apart(browser: WebDriver, s
         browser.save_screenshot(shot)
 
 
-def test_exchange_selector_changes_what_is_drawn(browser: WebDriver, site: Site) -> None:
+def test_exchange_selector_changes_what_is_drawn(site: Site, browser: WebDriver) -> None:
     open_page(browser, site, "range=24h&refresh=600")
     both = drawn(browser)
     assert both["mentions"]["binance"] > 0
@@ -279,7 +281,8 @@ def test_badge_leaves_green_within_10s_of_a_stream_cut_and_the_page_goes_on(
 ) -> None:
     # Binance keeps streaming: a quiet stream turns amber after `stream.stale_seconds` (3 s here) by itself.
     site.sim.liquidations.rate_per_s = {"binance": 10.0}
-    open_page(browser, site, "range=24h&refresh=600&health=1")
+    open_page(browser, site, "range=24h&refresh=2&health=1")
+    until(lambda: refreshes(browser) >= 2, 15, "the page redrew by itself")
     until(
         lambda: badge(browser, "bybit")[0] == badge(browser, "binance")[0] == "green", 20, "both badges green"
     )
@@ -306,3 +309,16 @@ def test_badge_leaves_green_within_10s_of_a_stream_cut_and_the_page_goes_on(
     # Back: the badge turns green again once the stream hears from Bybit.
     site.sim.liquidations.silence("bybit", 0)
     until(lambda: badge(browser, "bybit")[0] == "green", 30, "the bybit badge green again")
+    site.sim.liquidations.rate_per_s = {}
+
+
+def test_exported_html_draws_the_cells_it_carries(site: Site, browser: WebDriver, tmp_path: Path) -> None:
+    out = tmp_path / "heatmap.html"
+    result = CliRunner().invoke(
+        app, ["plot", "heatmap", SYMBOL, "--from", "1h", "--out", str(out), "--catalog", str(site.catalog)]
+    )
+    assert result.exit_code == 0, result.output
+    browser.get(out.as_uri())
+    until(lambda: js(browser, "return document.body.dataset.rendered === '1'"), 10, "the export drew")
+    carried = js(browser, "return window.CCXT_PLOT.data.cells.length")
+    assert js(browser, "return document.querySelectorAll('#chart g.cell').length") == carried > 0
