@@ -14,8 +14,10 @@ Keys below an exchange's `ccxt` keep the case they are written in (`CCXT_EXCHANG
 their values are parsed as JSON when they are JSON (`30000` is a number) and kept as text otherwise.
 A section, dict or list may be given whole as JSON (`CCXT_SCHEDULE='{"funding_seconds": 60}'`); lists also
 take comma-separated text (`CCXT_SYMBOLS=BTCUSDT-PERP,ETHUSDT-PERP`). Empty variables are ignored.
-`CCXT_CONFIG` names the file and is not a setting. Any other `CCXT_*` variable that maps to no setting is
-an error, so a typo never passes silently.
+`CCXT_CONFIG` names the file and is not a setting. Any other `CCXT_*` variable whose NAME maps to no
+setting is ignored with one warning naming it and the closest known variable (`warn`; other programs may set
+`CCXT_*` variables of their own, so they never stop a start-up); an unknown key in a config file, in a JSON
+value or in the overrides stays an error, so a typo in a file never passes silently.
 
 Exchanges: `exchanges` is a mapping of name to settings (null means defaults) or a plain list of names.
 Names go through `venues.get_venue`, so `binanceusdm` and `Binance` both mean `binance`; two names for one
@@ -40,9 +42,10 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_origin
@@ -169,6 +172,9 @@ class ExchangeSettings(_Section):
     password: SecretStr | None = None
     """Passphrase, for exchanges that need one (OKX)."""
     sandbox: bool = False
+    pace_requests: bool = True
+    """Pace every REST request by the exchange's documented limits (venue table `rest_limits`). Off only
+    against a local simulator that enforces none: the real exchanges ban an IP that goes over."""
     ccxt: dict[str, Any] = Field(default_factory=dict)
     """Free-form ccxt constructor config (urls, options, proxies, timeout), deep-merged over the defaults."""
 
@@ -379,13 +385,62 @@ def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     return data
 
 
-def _env_layers(environ: Mapping[str, str], provenance: dict[tuple[str, ...], str]) -> list[dict[str, Any]]:
-    """One normalised layer per `CCXT_*` variable, shallow names first so finer variables win."""
+def _env_name_known(parts: list[str]) -> bool:
+    """Whether `CCXT_` + `__`.join(parts) names a setting (anything below an exchange's `ccxt` does)."""
+    node: _Node = Settings
+    for part in parts:
+        if isinstance(node, type):
+            if part.lower() not in node.model_fields:
+                return False
+            node = _child_node(node, part.lower())
+        elif node == _EXCHANGES:
+            try:
+                venues.get_venue(part)
+            except UnknownExchangeError:
+                return False
+            node = ExchangeSettings
+        else:  # free-form (`ccxt`) takes any key below it; a scalar or list has none
+            return node in (_FREEFORM, _ANY)
+    return True
+
+
+def _env_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> list[str]:
+    """Every `CCXT_*` variable that names a setting (exchanges under their own names), for suggestions."""
+    names = [CONFIG_ENV_VAR] if model is Settings else []
+    for field in model.model_fields:
+        name = prefix + field.upper()
+        names.append(name)
+        node = _child_node(model, field)
+        if isinstance(node, type):
+            names += _env_names(node, name + ENV_NESTED_DELIMITER)
+        elif node == _EXCHANGES:
+            for exchange in venues.VENUES:
+                entry = f"{name}{ENV_NESTED_DELIMITER}{exchange.upper()}"
+                names += [entry, *_env_names(ExchangeSettings, entry + ENV_NESTED_DELIMITER)]
+    return names
+
+
+def unknown_env_warning(name: str) -> str:
+    """One line for an ignored `CCXT_*` variable: its name and the closest known one (never its value)."""
+    close = difflib.get_close_matches(name.upper(), _env_names(), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"environment variable {name} is not a setting and is ignored{hint}"
+
+
+def _env_layers(
+    environ: Mapping[str, str], provenance: dict[tuple[str, ...], str], warn: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """One normalised layer per `CCXT_*` variable, shallow names first so finer variables win. A variable
+    whose name maps to no setting is left out, with one warning."""
     found = []
     for name, value in environ.items():
         upper = name.upper()
         if upper.startswith(ENV_PREFIX) and upper != CONFIG_ENV_VAR and value != "":
-            found.append((name[len(ENV_PREFIX) :].split(ENV_NESTED_DELIMITER), name, value))
+            parts = name[len(ENV_PREFIX) :].split(ENV_NESTED_DELIMITER)
+            if not _env_name_known(parts):
+                warn(unknown_env_warning(name))
+                continue
+            found.append((parts, name, value))
     layers = []
     for parts, name, value in sorted(found, key=lambda item: (len(item[0]), item[1])):
         nested: Any = value
@@ -443,12 +498,15 @@ def load_settings(
     config_path: Path | str | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Settings:
     """Load the effective settings: overrides > environment `CCXT_*` > config file > defaults.
 
     `overrides` is a nested dict of command-line values; None values mean "flag not given" and are ignored.
-    `environ` defaults to `os.environ`. Raises ConfigError (one line, secrets never shown).
+    `environ` defaults to `os.environ`. `warn` gets one line per ignored `CCXT_*` variable (default: a
+    warning on this module's logger). Raises ConfigError (one line, secrets never shown).
     """
+    warn = warn or logging.getLogger(__name__).warning
     env = os.environ if environ is None else environ
     provenance: dict[tuple[str, ...], str] = {}
     file_layer = None
@@ -456,10 +514,19 @@ def load_settings(
     if path is not None:
         label = str(config_path) if config_path is not None else str(path)
         file_layer = _Reader(label, provenance).walk(_read_yaml(path, label), Settings, ())
-    layers = _env_layers(env, provenance)
+    layers = _env_layers(env, provenance, warn)
     if overrides:
         layers.append(_Reader("command-line override", provenance).walk(_drop_none(overrides), Settings, ()))
     try:
         return Settings(**_merge_layers(file_layer, layers))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, provenance)) from None
+
+
+def config_file_in_use(
+    config_path: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The config file `load_settings` reads for these arguments (absolute), or None when it reads none
+    (defaults, environment and flags only). Raises ConfigError for a named file that does not exist."""
+    path = _choose_config_file(config_path, os.environ if environ is None else environ)
+    return None if path is None else path.resolve()

@@ -3,9 +3,11 @@
     python examples/backtest_derivatives_data.py data/catalog [--report report.json]
 
 Needs the `nautilus` extra. The catalog must hold instrument definitions (the fetch and stream commands
-write them). The strategy subscribes to open interest, liquidations, live funding estimates (custom data)
-and settled funding (FundingRateUpdate), counts what arrives per type and instrument, and checks that it
-arrives in ts_init order. It places no orders: it is a template for strategies that use this data.
+write them). The strategy subscribes to what the catalog holds for instruments with a definition: open
+interest, liquidations, live funding estimates (custom data) and settled funding (FundingRateUpdate, only for
+instruments that have some: NautilusTrader logs an error for a subscription to an instrument it cannot
+find). It counts what arrives per type and instrument and checks that it arrives in ts_init order. It places
+no orders: it is a template for strategies that use this data.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from nautilus_trader.model.data import DataType, FundingRateUpdate
 from nautilus_trader.model.identifiers import ClientId, InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
+from ccxt_pipeline.catalog import FUNDING_ESTIMATE, FUNDING_RATE, LIQUIDATION, OPEN_INTEREST, CatalogReader
 from ccxt_pipeline.nautilus import (
     CLIENT_ID,
     CUSTOM_CLASSES,
@@ -37,9 +40,15 @@ from ccxt_pipeline.nautilus import (
     stored_instruments,
 )
 
+KINDS = {"OpenInterest": OPEN_INTEREST, "Liquidation": LIQUIDATION, "FundingRateEstimate": FUNDING_ESTIMATE}
+"""Our custom data classes and the catalog kinds they replay."""
+
 
 class ReporterConfig(StrategyConfig, frozen=True):
-    instrument_ids: tuple[str, ...] = ()
+    custom_types: tuple[str, ...] = ()
+    """Custom data classes (`CUSTOM_CLASSES` names) the catalog holds."""
+    funding_ids: tuple[str, ...] = ()
+    """Instruments with settled funding (FundingRateUpdate) in the catalog."""
     report_path: str = ""
 
 
@@ -54,8 +63,9 @@ class DerivativesDataReporter(Strategy):
 
     def on_start(self) -> None:
         for cls in CUSTOM_CLASSES:
-            self.subscribe_data(DataType(cls), client_id=ClientId(CLIENT_ID))
-        for iid in self.config.instrument_ids:
+            if cls.__name__ in self.config.custom_types:
+                self.subscribe_data(DataType(cls), client_id=ClientId(CLIENT_ID))
+        for iid in self.config.funding_ids:
             self.subscribe_funding_rates(InstrumentId.from_str(iid))
 
     def _seen(self, name: str, data: Data, iid: str) -> None:
@@ -79,6 +89,9 @@ class DerivativesDataReporter(Strategy):
 
 def run(catalog: Path, report_path: Path | None) -> dict[str, object]:
     instruments = stored_instruments(catalog)
+    reader = CatalogReader(catalog)
+    held = {name: set(reader.instruments(kind)) & set(instruments) for name, kind in KINDS.items()}
+    funding_ids = sorted(set(reader.instruments(FUNDING_RATE)) & set(instruments))
     venues = sorted({iid.rsplit(".", 1)[1] for iid in instruments})
     settle = {"HYPERLIQUID": "USDC"}
     config = BacktestRunConfig(
@@ -87,7 +100,11 @@ def run(catalog: Path, report_path: Path | None) -> dict[str, object]:
                 ImportableStrategyConfig(
                     strategy_path=f"{Path(__file__).stem}:DerivativesDataReporter",
                     config_path=f"{Path(__file__).stem}:ReporterConfig",
-                    config={"instrument_ids": list(instruments), "report_path": str(report_path or "")},
+                    config={
+                        "custom_types": [name for name, ids in held.items() if ids],
+                        "funding_ids": funding_ids,
+                        "report_path": str(report_path or ""),
+                    },
                 )
             ],
             logging=LoggingConfig(log_level="WARNING"),

@@ -201,9 +201,15 @@ def test_unknown_exchange_names_it_and_suggests(tmp_path: Path) -> None:
     assert "settings.yaml" in message
     assert "binanse" in message
     assert "did you mean 'binance'?" in message
-    message = config_error(environ={"CCXT_EXCHANGES__BYBT__API_KEY": "k"})
-    assert "CCXT_EXCHANGES__BYBT__API_KEY" in message
+    message = config_error(environ={"CCXT_EXCHANGES": "binance,bybt"})  # a value: still an error
+    assert message.startswith("environment variable CCXT_EXCHANGES: exchanges: unknown exchange 'bybt'")
     assert "did you mean 'bybit'?" in message
+    warnings: list[str] = []  # a variable's name: a warning, like any name that is no setting
+    load_settings(environ={"CCXT_EXCHANGES__BYBT__API_KEY": "k"}, warn=warnings.append)
+    assert warnings == [
+        "environment variable CCXT_EXCHANGES__BYBT__API_KEY is not a setting and is ignored; "
+        "did you mean CCXT_EXCHANGES__BYBIT__API_KEY?"
+    ]
 
 
 def test_same_exchange_twice_is_an_error(tmp_path: Path) -> None:
@@ -362,16 +368,116 @@ def test_unknown_keys_at_every_level(tmp_path: Path, text: str, key: str, hint: 
     assert (f"did you mean '{hint}'?" in message) if hint else ("did you mean" not in message)
 
 
-def test_unknown_env_key_names_the_variable() -> None:
-    message = config_error(environ={"CCXT_SCHEDUEL__FUNDING_SECONDS": "60"})
-    assert message == (
-        "environment variable CCXT_SCHEDUEL__FUNDING_SECONDS: "
-        "unknown key 'scheduel'; did you mean 'schedule'?"
-    )
-    message = config_error(environ={"CCXT_EXCHANGES__BINANCE__APIKEY": "sekret"})
-    assert "CCXT_EXCHANGES__BINANCE__APIKEY" in message
-    assert "did you mean 'api_key'?" in message
-    assert "sekret" not in message
+def test_unknown_env_variable_is_a_warning_naming_it_and_the_closest_key() -> None:
+    warnings: list[str] = []
+    environ = {
+        "CCXT_SCHEDUEL__FUNDING_SECONDS": "60",
+        "CCXT_EXCHANGES__BINANCE__APIKEY": "sekret",
+        "CCXT_LOGGING__LEVEL": "debug",
+    }
+    settings = load_settings(environ=environ, warn=warnings.append)
+    assert settings.logging.level == "DEBUG"  # the known variables still apply
+    assert settings.schedule.funding_seconds == 3600
+    assert settings.exchanges["binance"].api_key is None
+    assert sorted(warnings) == [
+        "environment variable CCXT_EXCHANGES__BINANCE__APIKEY is not a setting and is ignored; "
+        "did you mean CCXT_EXCHANGES__BINANCE__API_KEY?",
+        "environment variable CCXT_SCHEDUEL__FUNDING_SECONDS is not a setting and is ignored; "
+        "did you mean CCXT_SCHEDULE__FUNDING_SECONDS?",
+    ]
+    assert not any("sekret" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CCXT_SCHEDULE__FUNDING_SECONDS__X",  # below a number
+        "CCXT_SYMBOLS__0",  # below a list
+        "CCXT_EXCHANGES__BINANSE__API_KEY",  # no such exchange
+        "CCXT_",
+    ],
+)
+def test_unknown_env_variable_shapes_warn(name: str) -> None:
+    warnings: list[str] = []
+    assert load_settings(environ={name: "1"}, warn=warnings.append) == load_settings(environ={})
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"environment variable {name} is not a setting")
+
+
+def test_known_env_variables_never_warn() -> None:
+    warnings: list[str] = []
+    environ = {
+        "CCXT_CONFIG": "",
+        "ccxt_catalog_path": "x",
+        "CCXT_EXCHANGES__BINANCEUSDM__CCXT__options": '{"a": 1}',
+        "CCXT_EXCHANGES__OKX__ENABLED": "false",
+        "CCXT_DAEMON__LIQUIDATIONS": "false",
+    }
+    load_settings(environ=environ, warn=warnings.append)
+    assert warnings == []
+
+
+def test_unknown_env_variable_warns_on_the_logger_by_default(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="ccxt_pipeline.settings"):
+        load_settings(environ={"CCXT_FOO": "1"})
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        "environment variable CCXT_FOO is not a setting and is ignored"
+    ]
+
+
+def test_cli_warns_once_for_an_unknown_env_variable_and_goes_on(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ccxt_pipeline.cli import app
+
+    env = {"CCXT_SCHEDUEL__FUNDING_SECONDS": "60", "CCXT_SCHEDULE__OPEN_INTEREST_SECONDS": "60"}
+    result = CliRunner().invoke(app, ["config", "show", "--json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "warning: environment variable CCXT_SCHEDUEL__FUNDING_SECONDS is not a setting and is ignored; "
+        "did you mean CCXT_SCHEDULE__FUNDING_SECONDS?"
+    ]
+    assert json.loads(result.stdout)["settings"]["schedule"]["open_interest_seconds"] == 60
+
+
+def test_unknown_key_in_a_file_stays_an_error_through_the_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ccxt_pipeline.cli import app
+
+    path = write(tmp_path, "schedule: {funding_secs: 1}\n")
+    result = CliRunner().invoke(app, ["config", "show", "--config", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {path}: unknown key 'schedule.funding_secs'; did you mean 'funding_seconds'?"
+    ]
+
+
+def test_config_show_names_the_file_it_read_and_the_absolute_catalog(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ccxt_pipeline.cli import app
+
+    runner = CliRunner()
+    none = runner.invoke(app, ["config", "show"], env={"CCXT_CONFIG": None})
+    assert none.exit_code == 0, none.stderr
+    assert none.stdout.splitlines()[:2] == [
+        "# config file: none (defaults, CCXT_* environment and flags only)",
+        f"# catalog: {tmp_path.resolve() / 'data' / 'catalog'}",
+    ]
+    (tmp_path / "config").mkdir()
+    write(tmp_path / "config", "catalog_path: ../store\n", "ccxt_pipeline.yaml")  # found in the cwd
+    found = runner.invoke(app, ["config", "show", "--json"], env={"CCXT_CONFIG": None})
+    data = json.loads(found.stdout)
+    assert data["config_file"] == str(tmp_path.resolve() / "config" / "ccxt_pipeline.yaml")
+    assert data["catalog"] == str(tmp_path.resolve().parent / "store")
+    assert data["settings"]["catalog_path"] == "../store"
+    named = write(tmp_path, "symbols: [SOLUSDT-PERP]\n", "other.yaml")
+    text = runner.invoke(app, ["config", "show", "-c", "other.yaml", "--catalog", "cat"]).stdout
+    assert text.splitlines()[:2] == [
+        f"# config file: {named.resolve()}",
+        f"# catalog: {tmp_path.resolve() / 'cat'}",
+    ]
 
 
 def test_unknown_key_inside_env_json(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import sys
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,9 +15,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
-from rich.table import Table
 
 from ccxt_pipeline.catalog import CatalogReader
+from ccxt_pipeline.catalog.definitions import TYPE_DIR as DEFINITIONS_DIR
+from ccxt_pipeline.catalog.layout import DATA_DIR, data_file_names
 from ccxt_pipeline.catalog.maintenance import compact, verify
 from ccxt_pipeline.catalog.migrate import migrate
 from ccxt_pipeline.catalog.schema import CLI_KINDS
@@ -314,10 +316,14 @@ def query(
     ] = None,
     to: Annotated[str | None, typer.Option("--to", help="To WHEN.", show_default=False)] = None,
     fmt: Annotated[
-        Format, typer.Option("--format", help="table, csv, json (lines) or parquet.")
+        Format,
+        typer.Option(
+            "--format", help="table (for people), csv, json (one object a line) or parquet (as stored)."
+        ),
     ] = Format.table,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="At most N rows (the first N).", show_default=False)
+        int | None,
+        typer.Option("--limit", min=0, help="At most N rows (the first N).", show_default=False),
     ] = None,
     output: Annotated[
         Path | None,
@@ -327,8 +333,15 @@ def query(
     ] = None,
     config: ConfigOption = None,
     catalog: CatalogOption = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the rows as one JSON array, values as stored.")
+    ] = False,
 ) -> None:
-    """Read rows from the catalog, sorted by ts_init, exactly as stored.
+    """Read rows from the catalog, sorted by ts_init.
+
+    csv, json, --json and parquet give the values exactly as stored (times in integer nanoseconds). The table
+    shows times in ISO UTC and prices and sizes at the instrument's own precision (from the catalog's
+    instrument definitions), ids in full.
 
     Examples:
 
@@ -336,6 +349,10 @@ def query(
 
       ccxt-cli query liquidations BTCUSDT-PERP --format parquet -o liq.parquet
     """
+    if json_out and fmt is not Format.table:
+        raise PipelineError(f"--json prints one JSON array; --format {fmt.value} is another format: use one")
+    if fmt is Format.parquet and output is None and sys.stdout.isatty():
+        raise PipelineError("--format parquet is binary: write it to a file with -o FILE, or pipe it")
     reader = _reader(config, catalog)
     now = now_ns()
     try:
@@ -350,16 +367,18 @@ def query(
     table = reader.query(CLI_KINDS[data_type], ids, start=start, end=end)
     if limit is not None:
         table = table.slice(0, limit)
-    _emit(table, fmt, output)
+    if json_out:
+        _write(json.dumps(table.to_pylist(), indent=2).encode() + b"\n", output)
+    elif fmt is Format.table:
+        lines = _table_lines(
+            table, _precisions(reader.root, sorted(set(table.column("instrument_id").to_pylist())))
+        )
+        _write(("\n".join(lines) + "\n").encode(), output)
+    else:
+        _emit(table, fmt, output)
 
 
 def _emit(table: pa.Table, fmt: Format, output: Path | None) -> None:
-    if fmt is Format.table:
-        t = Table(*table.column_names)
-        for row in table.to_pylist():
-            t.add_row(*(str(v) for v in row.values()))
-        out.print(t)
-        return
     buffer = io.BytesIO()
     if fmt is Format.csv:
         pacsv.write_csv(table, buffer)
@@ -367,8 +386,107 @@ def _emit(table: pa.Table, fmt: Format, output: Path | None) -> None:
         buffer.write("".join(json.dumps(r) + "\n" for r in table.to_pylist()).encode())
     else:
         pq.write_table(table, buffer)
+    _write(buffer.getvalue(), output)
+
+
+def _write(data: bytes, output: Path | None) -> None:
     if output is not None:
-        output.write_bytes(buffer.getvalue())
+        output.write_bytes(data)
     else:
-        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.buffer.write(data)
         sys.stdout.flush()
+
+
+# ---- the table ------------------------------------------------------------------------------------------
+
+_TIMES = ("ts_event", "ts_init", "next_funding_ns", "end_ns")
+"""Integer nanoseconds since the epoch (catalog/schema.py), shown as ISO times in UTC."""
+_PRICES = ("price", "mark_price", "index_price")
+_SIZES = ("quantity", "open_interest")
+"""Shown at the instrument's price and size precision; other numbers (rates, notional and open-interest
+values in the quote currency) have no exchange grid and are shown as stored, without float noise."""
+
+
+def _precisions(root: Path, ids: list[str]) -> dict[str, tuple[int, int]]:
+    """instrument id -> (price, size) decimals of its instrument definition in the catalog
+    (`data/crypto_perpetual/<id>/`: the exchange's tick and lot size as its NautilusTrader adapter reads
+    them, catalog/definitions.py); instruments without one are left out."""
+    found = {}
+    for iid in ids:
+        folder = root / DATA_DIR / DEFINITIONS_DIR / iid
+        names = data_file_names(folder)
+        if not names:
+            continue
+        try:
+            row = pq.read_table(folder / names[-1], columns=["price_precision", "size_precision"]).to_pylist()
+        except (OSError, pa.ArrowException, KeyError):
+            continue  # an unreadable definition: numbers are shown without it
+        if row:
+            found[iid] = (int(row[-1]["price_precision"]), int(row[-1]["size_precision"]))
+    return found
+
+
+def _number(value: float, decimals: int | None) -> str:
+    """A stored float for people: at `decimals` places when it lies on that grid (a price on the tick, a
+    size on the lot: `2974.50`), else the shortest decimal within two units in the last place of the float
+    (`707.5328000000001`, a product's rounding noise, is `707.5328`; an exchange's `150570784.07809979`
+    keeps every digit the float holds). Never rounded to a precision the value does not have."""
+    if not math.isfinite(value):
+        return str(value)
+    noise = 2 * math.ulp(value)
+    if decimals is not None and abs(value - round(value, decimals)) <= noise:
+        return f"{round(value, decimals):.{decimals}f}"
+    for digits in range(1, 18):
+        text = f"{value:.{digits}g}"
+        if abs(float(text) - value) <= noise:
+            break
+    return format(Decimal(text).normalize(), "f")
+
+
+def _time_digits(values: list[int | None]) -> int:
+    """Fraction digits that show every time of a column exactly: 0, 3, 6 or 9."""
+    digits = 0
+    for ns in values:
+        if ns is None:
+            continue
+        frac = ns % NS_PER_SECOND
+        need = 0 if frac == 0 else 3 if frac % 1_000_000 == 0 else 6 if frac % 1_000 == 0 else 9
+        digits = max(digits, need)
+    return digits
+
+
+def _iso_at(ns: int, digits: int) -> str:
+    text = ns_to_iso(ns)  # 2025-01-01T00:00:00.000000000Z
+    return text[:19] + (text[19 : 20 + digits] if digits else "") + "Z"
+
+
+def _table_lines(table: pa.Table, precisions: dict[str, tuple[int, int]]) -> list[str]:
+    rows = table.to_pylist()
+    columns = table.column_names
+    header = [f"{c} (UTC)" if c in _TIMES else c for c in columns]
+    digits = {c: _time_digits(table.column(c).to_pylist()) for c in columns if c in _TIMES}
+    cells = []
+    for row in rows:
+        price, size = precisions.get(row["instrument_id"], (None, None))
+        line = []
+        for c in columns:
+            v = row[c]
+            if v is None:
+                line.append("-")
+            elif c in digits:
+                line.append(_iso_at(int(v), digits[c]))
+            elif isinstance(v, float):
+                line.append(_number(v, price if c in _PRICES else size if c in _SIZES else None))
+            else:
+                line.append(str(v))
+        cells.append(line)
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
+    numeric = [
+        c not in _TIMES and (pa.types.is_floating(t) or pa.types.is_integer(t))
+        for c, t in zip(columns, table.schema.types, strict=True)
+    ]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(header, widths, strict=True)).rstrip()]
+    for line in cells:  # numbers right-aligned, so that their points line up
+        texts = (v.rjust(w) if n else v.ljust(w) for v, w, n in zip(line, widths, numeric, strict=True))
+        lines.append("  ".join(texts).rstrip())
+    return lines

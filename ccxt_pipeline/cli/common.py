@@ -19,6 +19,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperOption
 
 from ccxt_pipeline.errors import InputError, PipelineError
 from ccxt_pipeline.logs import configure_logging
@@ -63,6 +64,24 @@ ExchangeOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
+
+def _flags_show_as_flags() -> None:
+    """typer 0.29 prints a type beside every option in --help, flags too (`--json <bool>`, `--help <bool>`),
+    which reads as if the flag took a value (`--json true` then fails on `true` as a symbol). Its plain help
+    (`TyperOption.get_help_record`) already shows no type for a flag; make the rich help agree."""
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    display_type_rich._flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_as_flags()
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -70,9 +89,20 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def warn(message: str) -> None:
+    """One warning line on stderr (a `CCXT_*` variable that is no setting, ...); the command goes on."""
+    err.print(f"[bold yellow]warning:[/] {message}", markup=True, highlight=False)
+
+
+def load_quietly(config: Path | None, catalog: Path | None = None) -> tuple[Settings, list[str]]:
+    """Settings and their warnings, for a command that logs them itself (the daemon, once logging is set)."""
+    warnings: list[str] = []
+    return load_settings(config, overrides={"catalog_path": catalog}, warn=warnings.append), warnings
+
+
 def load(config: Path | None, catalog: Path | None = None) -> Settings:
     """Settings for a command: its flags over the environment over the file over the defaults."""
-    settings = load_settings(config, overrides={"catalog_path": catalog})
+    settings = load_settings(config, overrides={"catalog_path": catalog}, warn=warn)
     configure_logging(settings.logging)
     return settings
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import subprocess
 import sys
@@ -21,14 +22,18 @@ from ccxt_pipeline.cli.common import (
     err,
     fail,
     guarded,
+    load_quietly,
     out,
     print_json,
+    warn,
 )
 from ccxt_pipeline.daemon.control import DaemonLock, DaemonPaths, assess, is_locked, read_status, stop_daemon
 from ccxt_pipeline.daemon.service import Daemon
 from ccxt_pipeline.logs import configure_logging
 from ccxt_pipeline.settings import load_settings
 from ccxt_pipeline.timeutil import NS_PER_SECOND, now_ns
+
+log = logging.getLogger("ccxt_pipeline.daemon")
 
 app = typer.Typer(
     help="Collect around the clock: open interest and funding on a schedule, liquidations live.",
@@ -63,12 +68,16 @@ def start(
 
       ccxt-cli daemon start --detach && ccxt-cli daemon status
     """
-    settings = load_settings(config, overrides={"catalog_path": catalog})
+    settings, warnings = load_quietly(config, catalog)
     paths = DaemonPaths.for_catalog(settings.catalog_path)
     if detach:
+        for line in warnings:
+            warn(line)
         _detach(config, settings.catalog_path, log_file or paths.log, paths)
         return
     configure_logging(settings.logging, log_file=log_file)
+    for line in warnings:  # in the daemon's log, where its operator looks
+        log.warning("%s", line)
     lock = DaemonLock(paths)
     daemon = Daemon(settings, paths)  # validates exchanges and symbols before taking the lock
     lock.acquire()
@@ -138,7 +147,7 @@ def stop(
 
     Example:  ccxt-cli daemon stop
     """
-    settings = load_settings(config, overrides={"catalog_path": catalog})
+    settings = load_settings(config, overrides={"catalog_path": catalog}, warn=warn)
     pid, seconds = stop_daemon(DaemonPaths.for_catalog(settings.catalog_path), timeout)
     out.print(f"daemon (pid {pid}) stopped cleanly in {seconds:.1f}s", markup=False)
 
@@ -150,7 +159,7 @@ def status(config: ConfigOption = None, catalog: CatalogOption = None, json_out:
 
     Example:  ccxt-cli daemon status --json
     """
-    settings = load_settings(config, overrides={"catalog_path": catalog})
+    settings = load_settings(config, overrides={"catalog_path": catalog}, warn=warn)
     paths = DaemonPaths.for_catalog(settings.catalog_path)
     data = read_status(paths)
     running = is_locked(paths)
