@@ -287,7 +287,7 @@ class LiquidationFeed:
 
     def subscribed_symbols(self, exchange: str) -> list[str]:
         """Exchange ids of the simulated symbols at least one socket would receive."""
-        return [i.id for i in data.INSTRUMENTS[exchange] if self.subscribers(exchange, i.id) > 0]
+        return [i.id for i in self._sim.instruments(exchange) if self.subscribers(exchange, i.id) > 0]
 
     async def wait_subscribed(
         self, exchange: str, symbol: str, *, connections: int = 1, max_wait_s: float = 5.0
@@ -561,7 +561,7 @@ class LiquidationFeed:
     def _instrument(self, exchange: str, symbol: str) -> data.Instrument:
         inst = data.find_instrument(exchange, symbol)
         if inst is None:
-            inst = next((i for i in data.INSTRUMENTS.get(exchange, ()) if i.ccxt_symbol == symbol), None)
+            inst = next((i for i in self._sim.instruments(exchange) if i.ccxt_symbol == symbol), None)
         if inst is None:
             raise ValueError(f"{exchange} does not simulate {symbol!r}")
         return inst
