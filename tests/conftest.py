@@ -42,6 +42,11 @@ def wait_for(predicate: Callable[[], object], what: str, within: float = 30.0) -
         time.sleep(0.05)
 
 
+def run_cli(config: Path, *args: str, catch_exceptions: bool = True) -> Result:
+    """`ccxt-cli ARGS --config CONFIG` in this process; click's Result (stdout, stderr, exit_code)."""
+    return CliRunner().invoke(app, [*args, "--config", str(config)], catch_exceptions=catch_exceptions)
+
+
 class Cli(Protocol):
     """The `cli` fixture: runs `ccxt-cli ARGS --config <simulator config>`, returns click's Result."""
 
@@ -83,7 +88,9 @@ def sim_settings(sim: ExchangeSimulator, catalog: Path, **extra: Any) -> dict[st
     for name in ("binance", "bybit", "hyperliquid"):
         ccxt_config = sim.ccxt_overrides(name)
         ccxt_config.update({"timeout": 2000, "timeout_on_exit": 0})
-        exchanges[name] = {"ccxt": ccxt_config}
+        # The simulator enforces no limits unless told to (like ccxt's limiter, ours is off against it;
+        # tests/test_pacing.py tests the pacing on a virtual clock).
+        exchanges[name] = {"ccxt": ccxt_config, "pace_requests": False}
     data: dict[str, Any] = {
         "catalog_path": str(catalog),
         "exchanges": exchanges,
@@ -104,9 +111,8 @@ def config_file(sim: ExchangeSimulator, tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(config_file: Path) -> Cli:
     """Run `ccxt-cli ARGS --config <sim config>`; returns click's Result (output, stderr, exit_code)."""
-    runner = CliRunner()
 
     def invoke(*args: str) -> Result:
-        return runner.invoke(app, [*args, "--config", str(config_file)], catch_exceptions=False)
+        return run_cli(config_file, *args, catch_exceptions=False)
 
     return invoke

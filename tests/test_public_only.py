@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from typer.testing import CliRunner
 
-from ccxt_pipeline.cli import app
 from ccxt_pipeline.simulator.server import ExchangeSimulator
-from tests.conftest import SimulatorThread, sim_settings
+from tests.conftest import SimulatorThread, run_cli, sim_settings
 
 PRIVATE = ("/sapi/", "/fapi/v1/account", "/fapi/v2/", "/fapi/v3/", "/v5/asset/", "/v5/account/", "/v5/user/")
 
@@ -39,14 +37,13 @@ def private_requests(sim: ExchangeSimulator) -> list[tuple[str, str]]:
 
 def test_fetching_with_keys_asks_public_endpoints_only(sim: ExchangeSimulator, tmp_path: Path) -> None:
     config = keyed_config(sim, tmp_path)
-    runner = CliRunner()
     for args in (
         ("fetch-oi", "BTCUSDT-PERP"),
         ("fetch-funding", "BTCUSDT-PERP"),
         ("fetch-oi", "BTCUSDT-PERP", "-e", "binance", "-e", "bybit", "--from", "1d"),
         ("fetch-funding", "BTCUSDT-PERP", "--from", "3d"),
     ):
-        result = runner.invoke(app, [*args, "--config", str(config)])
+        result = run_cli(config, *args)
         assert result.exit_code == 0, (args, result.stdout + result.stderr)
     assert private_requests(sim) == []
     assert sim.unhandled == []
@@ -57,19 +54,7 @@ def test_streaming_with_keys_connects(tmp_path: Path) -> None:
     with SimulatorThread(ExchangeSimulator(seed=31)) as sim:
         sim.liquidations.rate_per_s = {"binance": 20.0}
         config = keyed_config(sim, tmp_path)
-        result = CliRunner().invoke(
-            app,
-            [
-                "stream-liquidations",
-                "BTCUSDT-PERP",
-                "-e",
-                "binance",
-                "--duration",
-                "3s",
-                "--config",
-                str(config),
-            ],
-        )
+        result = run_cli(config, "stream-liquidations", "BTCUSDT-PERP", "-e", "binance", "--duration", "3s")
         assert private_requests(sim) == []
     assert result.exit_code == 0, result.stderr
     assert "never connected" not in result.stderr
@@ -100,23 +85,8 @@ def test_a_stream_that_never_connects_exits_nonzero_naming_it(tmp_path: Path) ->
         binance["urls"] = redirect_websockets(binance["urls"], closed_port())  # REST works, the socket cannot
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump(settings))
-        runner = CliRunner()
-        both = runner.invoke(
-            app, ["stream-liquidations", "BTCUSDT-PERP", "--duration", "3s", "--config", str(config)]
-        )
-        alone = runner.invoke(
-            app,
-            [
-                "stream-liquidations",
-                "BTCUSDT-PERP",
-                "-e",
-                "binance",
-                "--duration",
-                "2s",
-                "--config",
-                str(config),
-            ],
-        )
+        both = run_cli(config, "stream-liquidations", "BTCUSDT-PERP", "--duration", "3s")
+        alone = run_cli(config, "stream-liquidations", "BTCUSDT-PERP", "-e", "binance", "--duration", "2s")
     assert both.exit_code == 1, both.stderr  # partial: bybit streamed
     lines = [line for line in both.stderr.splitlines() if "never connected" in line]
     assert len(lines) == 1, both.stderr

@@ -14,13 +14,11 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from ccxt_pipeline.catalog import LIQUIDATION, CatalogReader, CatalogWriter
 from ccxt_pipeline.catalog.merge import sort_unique
-from ccxt_pipeline.cli import app
 from ccxt_pipeline.simulator.server import ExchangeSimulator
-from tests.conftest import SimulatorThread, sim_settings
+from tests.conftest import SimulatorThread, run_cli, sim_settings
 from tests.test_stream import expected_row, stored_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,9 +35,7 @@ def test_events_health_lines_and_summary(tmp_path: Path) -> None:
     with SimulatorThread(ExchangeSimulator(seed=7)) as sim:
         sim.liquidations.rate_per_s = {"binance": 20.0, "bybit": 20.0}
         config = write_config(sim, tmp_path)
-        result = CliRunner().invoke(
-            app, ["stream-liquidations", "BTCUSDT-PERP", "--duration", "2.5s", "--config", str(config)]
-        )
+        result = run_cli(config, "stream-liquidations", "BTCUSDT-PERP", "--duration", "2.5s")
         sent = list(sim.liquidations.sent)
     assert result.exit_code == 0, result.stderr
     assert "hyperliquid offers no public market-wide liquidation stream" in result.stderr  # a note, not fatal
@@ -57,20 +53,16 @@ def test_json_lines(tmp_path: Path) -> None:
     with SimulatorThread(ExchangeSimulator(seed=8)) as sim:
         sim.liquidations.rate_per_s = {"binance": 20.0}
         config = write_config(sim, tmp_path)
-        result = CliRunner().invoke(
-            app,
-            [
-                "stream-liquidations",
-                "-e",
-                "binance",
-                "--all",
-                "--duration",
-                "1.5s",
-                "--no-store",
-                "--json",
-                "--config",
-                str(config),
-            ],
+        result = run_cli(
+            config,
+            "stream-liquidations",
+            "-e",
+            "binance",
+            "--all",
+            "--duration",
+            "1.5s",
+            "--no-store",
+            "--json",
         )
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
