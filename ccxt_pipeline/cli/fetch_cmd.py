@@ -309,7 +309,9 @@ class _ProgressBars(run.Progress):
         bar = self.state.get(exchange)
         if bar is not None:
             bar.done += 1
-            if bar.task is not None or not outcome.up_to_date:
+            if not outcome.windows:
+                bar.completed += 1  # nothing to fetch: counted, but no bar of its own
+            if bar.task is not None or outcome.windows:
                 self._show(exchange, bar)
 
     def _show(self, exchange: str, bar: _Bar) -> None:

@@ -82,7 +82,7 @@ class Progress:
         """`rows` new rows of `exchange` were written to the catalog."""
 
     def finished(self, exchange: str, outcome: InstrumentOutcome) -> None:
-        """One instrument of `exchange` is done."""
+        """One instrument of `exchange` is done (its share was advanced only if it had pages to fetch)."""
 
 
 @dataclass
@@ -105,7 +105,8 @@ class ExchangeHooks:
             self.progress.advance(self.exchange, share)
 
     def finish(self, outcome: InstrumentOutcome) -> None:
-        if self.done < 1.0:
+        """The instrument is done: the rest of its share (all of it, if it had nothing to fetch)."""
+        if self.windows and self.done < 1.0:
             self.progress.advance(self.exchange, 1.0 - self.done)
             self.done = 1.0
         self.progress.finished(self.exchange, outcome)

@@ -12,11 +12,12 @@ Order of work, so that bad input never costs a request or a write:
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
-from ccxt_pipeline.catalog import OPEN_INTEREST, CatalogWriter, DataKind
+from ccxt_pipeline.catalog import OPEN_INTEREST, CatalogWriter, DataKind, WriteResult
 from ccxt_pipeline.collect.clients import Exchanges, RequestMeter, open_exchanges
 from ccxt_pipeline.collect.funding import current_funding, funding_history
 from ccxt_pipeline.collect.gate import SymbolGate, check_symbols
@@ -106,7 +107,8 @@ async def fetch_on(
         await asyncio.gather(*jobs)
     finally:
         for job in jobs:
-            job.cancel()
+            if not job.cancelling():  # a job already told to stop is finishing its last writes
+                job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
     return out
 
@@ -187,6 +189,9 @@ async def _current(
         # no file it rewrites grows past a few hundred rows.
         report.count(await sink.write(records, bucket_ns=SNAPSHOT_BUCKET_NS))
 
+
+_COUNTING = threading.Lock()
+"""Row counts are added in the writers' threads (`account`)."""
 
 INSTRUMENTS_IN_FLIGHT = 8
 """Instruments of one exchange fetched at once (their pages share the client's request slots): a large
@@ -279,9 +284,13 @@ async def _instrument_history(
             report.tables.append(table)
             outcome.written += table.num_rows
             return
-        result = await sink.write_table(kind, table)
-        report.written += result.rows_written
-        outcome.written += result.rows_written
+        await sink.write_table(kind, table, on_written=account)
+
+    def account(result: WriteResult) -> None:
+        """In the writer's thread, once the rows are stored: counted even if the fetch is being cancelled."""
+        with _COUNTING:
+            report.written += result.rows_written
+            outcome.written += result.rows_written
         hooks.progress.stored(client.name, result.rows_written)
 
     recorded: list[CoverageGap] = []  # gaps the fetch wrote itself as soon as it knew them

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,10 +85,21 @@ class Sink:
         writer = await self.catalog.writer()
         return await asyncio.to_thread(functools.partial(writer.write, records, bucket_ns=bucket_ns))
 
-    async def write_table(self, kind: DataKind, table: pa.Table) -> WriteResult:
+    async def write_table(
+        self, kind: DataKind, table: pa.Table, on_written: Callable[[WriteResult], None] | None = None
+    ) -> WriteResult:
+        """Write `table`; `on_written` is called in the writer's thread as soon as the rows are in the
+        catalog, so that they are counted even if this coroutine is cancelled meanwhile (Ctrl-C)."""
         await self.gate.wait()
         writer = await self.catalog.writer()
-        return await asyncio.to_thread(writer.write_table, kind, table)
+
+        def write() -> WriteResult:
+            result = writer.write_table(kind, table)
+            if on_written is not None:
+                on_written(result)
+            return result
+
+        return await asyncio.to_thread(write)
 
     async def define(self, client: ExchangeClient, instruments: Sequence[Instrument]) -> None:
         """Instrument definitions for a BacktestNode, once per instrument."""
