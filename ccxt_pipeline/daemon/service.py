@@ -37,7 +37,7 @@ from ccxt_pipeline.daemon.pool import ClientPool
 from ccxt_pipeline.instruments import resolve_many
 from ccxt_pipeline.models import CoverageGap
 from ccxt_pipeline.settings import Settings
-from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest
+from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest, StreamSummary
 from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_SECOND, now_ns, ns_to_iso
 from ccxt_pipeline.venues import get_venue
 
@@ -130,6 +130,8 @@ class Daemon:
         )
         stream_stop = asyncio.Event()
         stream_task = asyncio.create_task(self.stream.run(stream_stop)) if self.stream else None
+        if stream_task is not None:
+            stream_task.add_done_callback(_stream_ended)
         scheduler.start()
         log.info(
             "daemon started: exchanges %s, symbols %s",
@@ -144,6 +146,8 @@ class Daemon:
             stream_stop.set()
             if stream_task is not None:
                 await stream_task  # flushes every liquidation received
+            if self.stream is not None:
+                log.info("liquidations: %d written", self.stream.batcher.rows_written)
             await self._wait_for_jobs()
             await self.pool.close()
             self.write_status(stopped=True)
@@ -174,8 +178,11 @@ class Daemon:
             status.last_run_ns = now_ns()
             try:
                 await self.pool.heal()
-                status.rows_written += await body()
+                rows = await body()
+                status.rows_written += rows
                 status.last_success_ns = now_ns()
+                seconds = (status.last_success_ns - status.last_run_ns) / NS_PER_SECOND
+                log.info("job %s done in %.1fs: %d rows written", name, seconds, rows)
             except Exception as exc:  # a failed run is logged and runs again on its next turn
                 status.failures += 1
                 status.last_error_ns = now_ns()
@@ -189,14 +196,16 @@ class Daemon:
         written = 0
         async with self.pool.use() as exchanges:
             current = await fetch_on(exchanges, FetchRequest(OPEN_INTEREST, symbols), self.writer)
-            written += self._account(current)
+            written += self._account(current, "open interest (current)")
             self._record_missed_snapshots(current)
             with_history = [n for n in self.names if get_venue(n).oi_history_periods]
             if with_history and self.settings.daemon.open_interest_backfill_days > 0:
                 now = now_ns()
                 start = now - int(self.settings.daemon.open_interest_backfill_days * NS_PER_DAY)
                 history = FetchRequest(OPEN_INTEREST, symbols, with_history, start=start, end=now)
-                written += self._account(await fetch_on(exchanges, history, self.writer))
+                written += self._account(
+                    await fetch_on(exchanges, history, self.writer), "open interest (history)"
+                )
         return written
 
     async def _funding(self) -> int:
@@ -206,16 +215,27 @@ class Daemon:
             now = now_ns()
             start = now - int(self.settings.daemon.funding_backfill_days * NS_PER_DAY)
             settled = FetchRequest(FUNDING_RATE, symbols, start=start, end=now)
-            written += self._account(await fetch_on(exchanges, settled, self.writer))
+            written += self._account(await fetch_on(exchanges, settled, self.writer), "funding (settled)")
             written += self._account(
-                await fetch_on(exchanges, FetchRequest(FUNDING_RATE, symbols), self.writer)
+                await fetch_on(exchanges, FetchRequest(FUNDING_RATE, symbols), self.writer),
+                "funding (estimate)",
             )
         return written
 
-    def _account(self, report: FetchReport) -> int:
-        """Per-exchange state for the status file; raises if every exchange failed (the run failed)."""
+    def _account(self, report: FetchReport, what: str) -> int:
+        """Per-exchange state for the status file and one info line per exchange (rows, gaps, error); raises
+        if every exchange failed (the run failed)."""
         now = now_ns()
         for ex in report.exchanges:
+            log.info(
+                "%s %s: %d rows written, %d already stored, %d gaps%s",
+                what,
+                ex.exchange,
+                ex.written,
+                ex.already_stored,
+                len(ex.gaps),
+                f", error: {ex.error}" if ex.error else "",
+            )
             state = self.exchange_state.setdefault(ex.exchange, {})
             if ex.error is None:
                 state["last_ok_ns"] = now
@@ -242,9 +262,9 @@ class Daemon:
             for inst in resolve_many(self.settings.symbols, [ex.exchange]):
                 gaps.append(
                     CoverageGap.between(
+                        OPEN_INTEREST,
                         ex.exchange,
                         inst.instrument_id,
-                        "open_interest",
                         last + 1,
                         now - 1,
                         "open-interest snapshots missed (exchange unreachable) and not served as history",
@@ -294,6 +314,10 @@ class Daemon:
             "liquidations_written": self.stream.batcher.rows_written if self.stream else 0,
             # `disk full: 25 events waiting` while the catalog cannot be written; None while it can.
             "liquidation_storage": self.stream.batcher.status() if self.stream else None,
+            # Received and not yet written: batches in the writer's queue plus events held for the next write.
+            "liquidation_queue": (
+                self.stream.batcher.queue.qsize() + len(self.stream.batcher.pending) if self.stream else 0
+            ),
             "clients_recycled": self.pool.recycled,
             "tasks": tasks,
             "open_fds": len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None,
@@ -303,6 +327,13 @@ class Daemon:
             "python_blocks": sys.getallocatedblocks(),
         }
         write_atomic(self.paths.status, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _stream_ended(task: asyncio.Task[StreamSummary]) -> None:
+    """Say it loudly when the liquidation streams stop on their own (their writer failed); the status
+    file's `streams` keep the text as each exchange's `last_error`."""
+    if not task.cancelled() and task.exception() is None and task.result().failure:
+        log.error("liquidation streams stopped: %s", task.result().failure)
 
 
 def _rss_bytes() -> int | None:
