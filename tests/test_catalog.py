@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,11 @@ _PROPERTY = settings(
 )
 
 
+def _order(key_columns: tuple[str, ...]) -> Callable[[Record], tuple[Any, ...]]:
+    """Sort by ts_init, instrument, then the natural key's columns (as text, so that None sorts)."""
+    return lambda r: (r.ts_init, r.instrument_id, *(str(getattr(r, c)) for c in key_columns))
+
+
 def _sorted_unique(records: list[Record]) -> list[Record]:
     """The catalog's semantics, written the slow obvious way: first copy of each key wins, sorted by key."""
     kind = kind_of(type(records[0])) if records else None
@@ -209,14 +215,18 @@ def _sorted_unique(records: list[Record]) -> list[Record]:
         assert kind is not None
         key = (r.instrument_id, *(getattr(r, c) for c in key_columns))
         seen.setdefault(key, r)
-    return sorted(
-        seen.values(), key=lambda r: (r.ts_init, r.instrument_id, *(str(getattr(r, c)) for c in key_columns))
+    return sorted(seen.values(), key=_order(key_columns))
+
+
+def _per_kind_property(test: Callable[..., None]) -> Callable[..., None]:
+    """`test(tmp_path_factory, kind_name, data)` as a hypothesis property, once per stored kind."""
+    wrapped: Callable[..., None] = pytest.mark.parametrize("kind_name", list(KINDS))(
+        _PROPERTY(given(data=st.data())(test))
     )
+    return wrapped
 
 
-@pytest.mark.parametrize("kind_name", list(KINDS))
-@_PROPERTY
-@given(data=st.data())
+@_per_kind_property
 def test_property_models_catalog_models_is_identity(
     tmp_path_factory: pytest.TempPathFactory, kind_name: str, data: st.DataObject
 ) -> None:
@@ -225,13 +235,11 @@ def test_property_models_catalog_models_is_identity(
     w = CatalogWriter(root, durable=False)
     w.write(records)
     back = w.query_records(KINDS[kind_name])
-    key = lambda r: (r.ts_init, r.instrument_id, *(str(getattr(r, c)) for c in KINDS[kind_name].key))  # noqa: E731
+    key = _order(KINDS[kind_name].key)
     assert sorted(back, key=key) == sorted(records, key=key)
 
 
-@pytest.mark.parametrize("kind_name", list(KINDS))
-@_PROPERTY
-@given(data=st.data())
+@_per_kind_property
 def test_property_random_batches_read_back_as_sorted_union(
     tmp_path_factory: pytest.TempPathFactory, kind_name: str, data: st.DataObject
 ) -> None:
@@ -246,7 +254,7 @@ def test_property_random_batches_read_back_as_sorted_union(
         written += w.write(batch).rows_written
     expected = _sorted_unique([r for b in batches for r in b])
     kind = KINDS[kind_name]
-    key = lambda r: (r.ts_init, r.instrument_id, *(str(getattr(r, c)) for c in kind.key))  # noqa: E731
+    key = _order(kind.key)
     assert sorted(w.query_records(kind), key=key) == sorted(expected, key=key)
     assert written == len(expected)
     assert assert_catalog_invariants(root) == len(expected)
@@ -264,7 +272,7 @@ def test_property_bucketed_stream_writes_keep_every_invariant(
     for batch, bucketed in batches:
         w.write(batch, bucket_ns=10_000_000_000 if bucketed else None)
     expected = _sorted_unique([r for b, _ in batches for r in b])
-    key = lambda r: (r.ts_init, r.instrument_id, *(str(getattr(r, c)) for c in LIQUIDATION.key))  # noqa: E731
+    key = _order(LIQUIDATION.key)
     assert sorted(w.query_records(LIQUIDATION), key=key) == sorted(expected, key=key)
     assert assert_catalog_invariants(root, exact_names=False) == len(expected)
 

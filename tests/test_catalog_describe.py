@@ -23,6 +23,7 @@ from ccxt_pipeline.cli import app
 from ccxt_pipeline.collect.plan import Range
 from ccxt_pipeline.models import CoverageGap, FundingRate, Liquidation, OpenInterest
 from ccxt_pipeline.timeutil import NS_PER_HOUR, NS_PER_MINUTE, parse_when
+from tests.strategies import fields
 
 BINANCE = "BTCUSDT-PERP.BINANCE"
 BYBIT = "BTCUSDT-LINEAR.BYBIT"
@@ -37,26 +38,12 @@ def at(text: str) -> int:
 def oi_row(
     ts: int, iid: str = BINANCE, exchange: str = "binance", ts_init: int | None = None
 ) -> OpenInterest:
-    return OpenInterest(
-        exchange=exchange,
-        instrument_id=iid,
-        ts_event=ts,
-        ts_init=ts if ts_init is None else ts_init,
-        open_interest=1.0,
-    )
+    init = ts if ts_init is None else ts_init
+    return OpenInterest(**fields(ts, exchange=exchange, instrument_id=iid, ts_init=init, open_interest=1.0))
 
 
 def liq_row(ts: int) -> Liquidation:
-    return Liquidation(
-        exchange="binance",
-        instrument_id=BINANCE,
-        ts_event=ts,
-        ts_init=ts,
-        side="LONG",
-        quantity=1.0,
-        price=90_000.0,
-        notional=90_000.0,
-    )
+    return Liquidation(**fields(ts, side="LONG", quantity=1.0, price=90_000.0, notional=90_000.0))
 
 
 def gap(iid: str, kind: DataKind, start: int, end: int, reason: str) -> CoverageGap:
@@ -64,14 +51,7 @@ def gap(iid: str, kind: DataKind, start: int, end: int, reason: str) -> Coverage
 
 
 def funding_row(ts: int, minutes: int | None) -> FundingRate:
-    return FundingRate(
-        exchange="binance",
-        instrument_id=BINANCE,
-        ts_event=ts,
-        ts_init=ts,
-        rate=0.0001,
-        interval_minutes=minutes,
-    )
+    return FundingRate(**fields(ts, rate=0.0001, interval_minutes=minutes))
 
 
 @pytest.fixture

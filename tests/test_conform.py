@@ -27,7 +27,7 @@ from ccxt_pipeline.catalog.schema import (
 from ccxt_pipeline.errors import RecordError
 from ccxt_pipeline.models import validate_record
 from ccxt_pipeline.venues import VENUES
-from tests.strategies import T0
+from tests.strategies import T0, fields
 
 _SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -66,32 +66,11 @@ def alike(kind: DataKind, rows: list[dict[str, Any]]) -> str | None:
 
 
 def liquidation(**kw: Any) -> dict[str, Any]:
-    row: dict[str, Any] = dict(
-        exchange="binance",
-        instrument_id="BTCUSDT-PERP.BINANCE",
-        ts_event=T0,
-        ts_init=T0,
-        side="LONG",
-        quantity=0.5,
-        price=90_000.0,
-        notional=45_000.0,
-    )
-    row.update(kw)
-    return row
+    return fields(side="LONG", quantity=0.5, price=90_000.0, notional=45_000.0) | kw
 
 
 def gap(**kw: Any) -> dict[str, Any]:
-    row: dict[str, Any] = dict(
-        exchange="binance",
-        instrument_id="BTCUSDT-PERP.BINANCE",
-        ts_event=T0,
-        ts_init=T0,
-        data_type="open_interest",
-        end_ns=T0 + 60_000_000_000,
-        reason="no history",
-    )
-    row.update(kw)
-    return row
+    return fields(data_type=OPEN_INTEREST.name, end_ns=T0 + 60_000_000_000, reason="no history") | kw
 
 
 # --- Liquidation._notional_consistent / _fill_notional ------------------------------------------------------
