@@ -224,7 +224,9 @@ def test_ctrl_c_says_what_was_saved_and_exits_130(config_file: Path, sim: Exchan
     lines = [line.strip() for line in text.splitlines() if "interrupted" in line]
     assert [line.split(":")[0] for line in lines] == ["binance", "bybit", "hyperliquid"], text
     assert all("a rerun fetches only what is missing" in line for line in lines)
-    saved = sum(int(re.search(r"([\d,]+) new rows saved", line).group(1).replace(",", "")) for line in lines)  # type: ignore[union-attr]
+    counts = [re.search(r"([\d,]+) new rows saved", line) for line in lines]
+    saved = sum(int(m.group(1).replace(",", "")) for m in counts if m is not None)
+    assert len([m for m in counts if m is not None]) == 3
     assert saved == sum(
         reader.query(FUNDING_RATE, [iid]).num_rows for iid in reader.instruments(FUNDING_RATE)
     )
