@@ -8,9 +8,10 @@ its knobs are plain attributes the test thread may change at any time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +41,17 @@ def wait_for(predicate: Callable[[], object], what: str, within: float = 30.0) -
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not met within {within:g}s")
         time.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def opened(exchange: Any, *, load: bool = True) -> AsyncIterator[Any]:
+    """A ccxt client with its markets loaded (unless `load` is off), closed however the block ends."""
+    try:
+        if load:
+            await exchange.load_markets()
+        yield exchange
+    finally:
+        await exchange.close()
 
 
 def run_cli(config: Path, *args: str, catch_exceptions: bool = True) -> Result:

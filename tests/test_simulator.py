@@ -22,6 +22,7 @@ import yaml
 
 from ccxt_pipeline.simulator import ExchangeSimulator, FailureRule, data, hyperliquid
 from ccxt_pipeline.simulator.__main__ import config_block
+from tests.conftest import opened
 
 NOW = int(datetime(2026, 11, 20, 12, 0, tzinfo=UTC).timestamp() * 1000)
 HOUR = data.HOUR_MS
@@ -73,13 +74,8 @@ def make(sim: ExchangeSimulator, name: str, module: Any = ccxt_async, **extra: A
 
 @contextlib.asynccontextmanager
 async def client(sim: ExchangeSimulator, name: str, *, load: bool = True, **extra: Any) -> AsyncIterator[Any]:
-    exchange = make(sim, name, **extra)
-    try:
-        if load:
-            await exchange.load_markets()
+    async with opened(make(sim, name, **extra), load=load) as exchange:
         yield exchange
-    finally:
-        await exchange.close()
 
 
 @pytest.fixture

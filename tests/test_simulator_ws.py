@@ -35,7 +35,7 @@ import pytest
 
 from ccxt_pipeline.simulator import ExchangeSimulator, data
 from ccxt_pipeline.simulator.liquidations import LiquidatedSide, SentEvent
-from tests.conftest import until
+from tests.conftest import opened, until
 
 NOW = int(datetime(2026, 11, 20, 12, 0, tzinfo=UTC).timestamp() * 1000)
 EXCHANGES = ["binance", "bybit"]
@@ -69,11 +69,8 @@ async def client(sim: ExchangeSimulator, name: str, **extra: Any) -> AsyncIterat
     config = {**sim.ccxt_overrides(name), "timeout_on_exit": 0, "options": OPTIONS[name], **extra}
     exchange = collecting(CLASSES[name])(config)
     exchange.parsed = []
-    try:
-        await exchange.load_markets()
+    async with opened(exchange):
         yield exchange
-    finally:
-        await exchange.close()
 
 
 @pytest.fixture
