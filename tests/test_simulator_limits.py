@@ -229,7 +229,6 @@ async def test_hyperliquid_weights_and_429(
 # --- within the limits, and off ------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 async def test_a_paced_whole_market_run_is_never_refused(clock: Clock) -> None:
     """A history walk over every symbol of the full market, paced to the documented limits: no rejection."""
     sim = ExchangeSimulator(seed=7, now_ms=NOW, enforce_limits=True, full_market=True, limit_clock=clock)
