@@ -38,8 +38,8 @@ from ccxt_pipeline.instruments import resolve_many
 from ccxt_pipeline.models import Side
 from ccxt_pipeline.serve import health as _health
 from ccxt_pipeline.serve import metrics as _metrics
-from ccxt_pipeline.serve.data import FileCache, read_liquidations
-from ccxt_pipeline.serve.heatmap import heatmap
+from ccxt_pipeline.serve.data import FileCache, read_events, read_liquidations
+from ccxt_pipeline.serve.heatmap import heatmap_of
 from ccxt_pipeline.serve.series import series
 from ccxt_pipeline.settings import Settings
 from ccxt_pipeline.timeutil import NS_PER_DAY, now_ns, ns_to_iso, parse_duration, parse_when
@@ -203,8 +203,8 @@ def create_app(source: Settings | Path | str, *, cache_bytes: int = 512 * 1024 *
         bucket_ns = None if bucket.strip() == "auto" else parse_duration(bucket, "bucket")
         step = None if price_step.strip() == "auto" else _positive(price_step, "price_step")
         ids = instruments(symbol, names)
-        table = read_liquidations(root, cache, [iid for _, iid in ids], start, end)
-        data = heatmap(table, start, end, bucket_ns=bucket_ns, price_step=step, exchanges=names)
+        events = read_events(root, cache, [iid for _, iid in ids], start, end)
+        data = heatmap_of(events, start, end, bucket_ns=bucket_ns, price_step=step, exchanges=names)
         return _json({"symbol": symbol, "exchanges": names, "instrument_ids": dict(ids), **data})
 
     def line_series(

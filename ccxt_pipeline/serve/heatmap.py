@@ -1,8 +1,9 @@
 """The liquidation heatmap: liquidated notional in time buckets x price buckets, long and short apart.
 
-Pure: an Arrow table of stored liquidations in (the catalog's columns `exchange`, `side`, `price`,
-`notional`, `ts_init`), a dict out. Vectorised with numpy: each row gets one integer key (time bucket,
-price bucket, exchange, side) and `np.bincount` sums the notional per key.
+Pure: stored liquidations in (an Arrow table with the catalog's columns `exchange`, `side`, `price`,
+`notional`, `ts_init`, or the same as numpy arrays: :class:`Events`), a dict out. Vectorised with numpy:
+each row gets one integer key (time bucket, price bucket, exchange, side) and `np.bincount` sums the
+notional per key.
 
 - Time: an event is in the bucket of its `ts_init` (the catalog's time index, the one `from`/`to` select
   on, as in `ccxt-cli query`); buckets start on multiples of the bucket size since the epoch (UTC).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,6 +74,51 @@ def auto_price_step(low: float, high: float) -> float:
     return float(f"{10.0 ** (exp + 1):.12g}")  # pragma: no cover (10 x 10^exp >= raw always)
 
 
+@dataclass(frozen=True)
+class Events:
+    """The heatmap's inputs, one row per liquidation, as numpy arrays of equal length.
+
+    `exchange` holds codes into `names`; `short` is True for a liquidated SHORT position (`side` other
+    than "LONG" in the catalog). The service builds these from its file cache without touching the string
+    columns again (serve/data.py); :meth:`of_table` builds them from any table of stored liquidations."""
+
+    names: tuple[str, ...]
+    exchange: np.ndarray[Any, np.dtype[np.intp]]
+    short: np.ndarray[Any, np.dtype[np.bool_]]
+    ts: np.ndarray[Any, np.dtype[np.int64]]
+    price: np.ndarray[Any, np.dtype[np.float64]]
+    notional: np.ndarray[Any, np.dtype[np.float64]]
+
+    @classmethod
+    def of_table(cls, table: pa.Table) -> Events:
+        """From a table with the catalog's columns `exchange`, `side`, `price`, `notional`, `ts_init`."""
+        names = tuple(_distinct(table.column("exchange")))
+        if not names:
+            return cls.empty()
+        return cls(
+            names=names,
+            exchange=_np(pc.index_in(table.column("exchange"), value_set=pa.array(names))).astype(np.intp),
+            short=_np(pc.not_equal(table.column("side"), "LONG")).astype(np.bool_),
+            ts=_np(table.column("ts_init")).astype(np.int64, copy=False),
+            price=_np(table.column("price")).astype(np.float64, copy=False),
+            notional=_np(table.column("notional")).astype(np.float64, copy=False),
+        )
+
+    @classmethod
+    def empty(cls) -> Events:
+        return cls(
+            (),
+            np.empty(0, np.intp),
+            np.empty(0, np.bool_),
+            np.empty(0, np.int64),
+            np.empty(0, np.float64),
+            np.empty(0, np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
 def heatmap(
     table: pa.Table,
     start: int,
@@ -85,6 +132,21 @@ def heatmap(
 
     `bucket_ns`/`price_step` None: chosen automatically. `exchanges`: listed in `totals` even without
     events. Raises InputError (subject `bucket` or `price_step`) when the grid would be too large."""
+    return heatmap_of(
+        Events.of_table(table), start, end, bucket_ns=bucket_ns, price_step=price_step, exchanges=exchanges
+    )
+
+
+def heatmap_of(
+    events: Events,
+    start: int,
+    end: int,
+    *,
+    bucket_ns: int | None = None,
+    price_step: float | None = None,
+    exchanges: Sequence[str] = (),
+) -> dict[str, Any]:
+    """:func:`heatmap` of events already in arrays (the rows with `start <= ts_init <= end`)."""
     if end < start:
         raise InputError("end", f"the end {ns_to_iso(end)} is before the start {ns_to_iso(start)}")
     if bucket_ns is None:
@@ -101,7 +163,10 @@ def heatmap(
         )
     if price_step is not None and not (math.isfinite(price_step) and price_step > 0):
         raise InputError("price_step", f"price_step must be a number above zero (got {price_step})")
-    names = list(dict.fromkeys([*exchanges, *_distinct(table.column("exchange"))]))
+    present = [
+        events.names[i] for i in np.flatnonzero(np.bincount(events.exchange, minlength=len(events.names)))
+    ]
+    names = list(dict.fromkeys([*exchanges, *sorted(present)]))
     totals = {name: {"long": 0.0, "short": 0.0} for name in names}
     result: dict[str, Any] = {
         "from": ns_to_iso(start),
@@ -114,16 +179,15 @@ def heatmap(
         "price_buckets": [],
         "cells": [],
         "totals": totals,
-        "events": table.num_rows,
+        "events": len(events),
     }
-    if table.num_rows == 0:
+    if len(events) == 0:
         return result
 
-    ts = _np(table.column("ts_init")).astype(np.int64, copy=False)
-    price = _np(table.column("price")).astype(np.float64, copy=False)
-    notional = _np(table.column("notional")).astype(np.float64, copy=False)
-    short = _np(pc.not_equal(table.column("side"), "LONG")).astype(np.int64)
-    ex = _np(pc.index_in(table.column("exchange"), value_set=pa.array(names))).astype(np.int64)
+    ts, price, notional = events.ts, events.price, events.notional
+    short = events.short.astype(np.int64)
+    remap = np.array([names.index(name) for name in events.names], dtype=np.int64)
+    ex = remap[events.exchange]
 
     if price_step is None:
         price_step = auto_price_step(float(price.min()), float(price.max()))
