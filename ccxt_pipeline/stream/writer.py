@@ -225,8 +225,13 @@ class BatchingWriter:
             self.on_records(batch)
 
     async def _store(self, writer: CatalogWriter) -> None:
+        """The records first (their durability is bounded by the flush interval), then any instrument
+        definitions queued (metadata: a few fsynced files that must not delay the events)."""
+        await self._store_pending(writer)
         if self._definitions:
             await self._write_definitions(writer)
+
+    async def _store_pending(self, writer: CatalogWriter) -> None:
         if not self.pending and not self._dropped:
             return
         try:
