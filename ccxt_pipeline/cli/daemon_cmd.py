@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,10 +29,10 @@ from ccxt_pipeline.cli.common import (
     warn,
 )
 from ccxt_pipeline.daemon.control import DaemonLock, DaemonPaths, assess, is_locked, read_status, stop_daemon
-from ccxt_pipeline.daemon.service import Daemon
-from ccxt_pipeline.logs import configure_logging
-from ccxt_pipeline.settings import load_settings
 from ccxt_pipeline.timeutil import NS_PER_SECOND, now_ns
+
+if TYPE_CHECKING:  # the scheduler, ccxt and the catalog load in `daemon start` only
+    from ccxt_pipeline.daemon.service import Daemon
 
 log = logging.getLogger("ccxt_pipeline.daemon")
 
@@ -75,6 +76,9 @@ def start(
             warn(line)
         _detach(config, settings.catalog_path, log_file or paths.log, paths)
         return
+    from ccxt_pipeline.daemon.service import Daemon
+    from ccxt_pipeline.logs import configure_logging
+
     configure_logging(settings.logging, log_file=log_file)
     for line in warnings:  # in the daemon's log, where its operator looks
         log.warning("%s", line)
@@ -147,6 +151,8 @@ def stop(
 
     Example:  ccxt-cli daemon stop
     """
+    from ccxt_pipeline.settings import load_settings
+
     settings = load_settings(config, overrides={"catalog_path": catalog}, warn=warn)
     pid, seconds = stop_daemon(DaemonPaths.for_catalog(settings.catalog_path), timeout)
     out.print(f"daemon (pid {pid}) stopped cleanly in {seconds:.1f}s", markup=False)
@@ -159,6 +165,8 @@ def status(config: ConfigOption = None, catalog: CatalogOption = None, json_out:
 
     Example:  ccxt-cli daemon status --json
     """
+    from ccxt_pipeline.settings import load_settings
+
     settings = load_settings(config, overrides={"catalog_path": catalog}, warn=warn)
     paths = DaemonPaths.for_catalog(settings.catalog_path)
     data = read_status(paths)
@@ -199,6 +207,7 @@ def _print_status(verdict: str, problems: list[str], data: dict[str, object] | N
     for name, state in exchanges.items():
         out.print(
             f"  exchange {name:<11} last ok {_ago(state.get('last_ok_ns'), now)}"
+            + (f", {state['instruments']} instruments" if state.get("instruments") is not None else "")
             + (
                 f", last error {_ago(state.get('last_error_ns'), now)}: {state.get('last_error')}"
                 if state.get("last_error")
@@ -206,12 +215,18 @@ def _print_status(verdict: str, problems: list[str], data: dict[str, object] | N
             ),
             markup=False,
         )
+    from ccxt_pipeline.stream.health import ExchangeHealth  # imports ccxt: only when there is a status
+
+    fields = {f.name for f in dataclasses.fields(ExchangeHealth)}
     streams = data.get("streams", {})
     assert isinstance(streams, dict)
     for name, s in streams.items():
+        # The same states as the stream's own health lines: stopped, connected, connecting, DISCONNECTED.
+        state = ExchangeHealth(**{k: v for k, v in s.items() if k in fields}).state
         out.print(
-            f"  stream {name:<13} {'connected' if s['connected'] else 'DISCONNECTED'}, last event "
-            f"{_ago(s.get('last_event_ns'), now)}, events {s['events']}, reconnects {s['reconnects']}, gaps {s['gaps']}",
+            f"  stream {name:<13} {state}, last event "
+            f"{_ago(s.get('last_event_ns'), now)}, events {s['events']}, reconnects {s['reconnects']}, gaps {s['gaps']}"
+            + (f", last error: {s['last_error']}" if s.get("last_error") else ""),
             markup=False,
         )
 
