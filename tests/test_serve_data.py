@@ -106,9 +106,11 @@ def stored_keys(root: Path) -> list[tuple[Any, ...]]:
 
 
 def age(root: Path, *only: Path) -> None:
-    """Make the data files (or `only` these) look written a minute ago, so the cache keeps what it reads."""
+    """Make the data files and their folders (or `only` these) look written a minute ago, so the cache
+    keeps what it reads and trusts the folders' listings."""
     old = (now_ns() - NS_PER_MINUTE) / NS_PER_SECOND
-    for path in only or tuple((root / "data").rglob("*.parquet")):
+    paths = only or (*(root / "data").rglob("*.parquet"), *(root / "data" / LIQUIDATION.type_dir).iterdir())
+    for path in paths:
         os.utime(path, (old, old))
 
 
@@ -141,6 +143,10 @@ def test_new_and_rewritten_minute_files_show_at_the_next_request(catalog: Path, 
     age(catalog, last.path)  # settled, so only its stat tells the cache it changed
     assert heatmap_totals(client) == stored_totals(catalog)
     assert cache.misses == warm_misses + 1
+    folder = instrument_dir(catalog, LIQUIDATION, IDS["binance"])
+    memo = cache.folder(str(folder))  # the listing of a folder changed under SETTLE_NS ago is not kept
+    assert memo is not None
+    assert memo.key[0] != os.stat(folder).st_mtime_ns
     write(
         catalog, "binance", last.start + 59 * NS_PER_SECOND + 500_000_000, 3, seed=4
     )  # into the next minute
@@ -149,6 +155,29 @@ def test_new_and_rewritten_minute_files_show_at_the_next_request(catalog: Path, 
     assert heatmap_totals(client) == (n, totals)
     assert n == 400 + 300 + 1 + 3
     assert sorted(page_keys(client)) == stored_keys(catalog)
+
+
+def test_a_quiet_folder_costs_one_stat_and_any_change_to_it_is_seen(
+    catalog: Path, client: TestClient
+) -> None:
+    """A folder whose mtime is SETTLE_NS old is listed once; creating, replacing or removing a file in it
+    changes its mtime and ctime (ctime even when someone sets the mtime back), and it is listed again."""
+    cache: FileCache = client.app.state.cache  # type: ignore[attr-defined]
+    folder = instrument_dir(catalog, LIQUIDATION, IDS["bybit"])
+    assert heatmap_totals(client) == stored_totals(catalog)
+    memo = cache.folder(str(folder))
+    assert memo is not None
+    assert len(memo.files) == 4
+    assert heatmap_totals(client) == stored_totals(catalog)
+    assert cache.folder(str(folder)) is memo  # used as it was
+
+    st = os.stat(folder)
+    first = list_data_files(folder)[0]
+    write(catalog, "bybit", first.start + 1, 1, seed=6)  # rewrites the first minute's file
+    os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime set back: ctime still moved
+    assert os.stat(folder).st_mtime_ns == memo.key[0]
+    assert heatmap_totals(client) == stored_totals(catalog)
+    assert heatmap_totals(client)[0] == 700 + 1
 
 
 def test_compaction_between_two_requests_keeps_every_row_once(catalog: Path, client: TestClient) -> None:

@@ -70,6 +70,8 @@ SETTLE_NS = 2_000_000_000
 
 _LIQ_SCHEMA = pa.schema([LIQUIDATION.schema.field(c) for c in LIQUIDATION_COLUMNS])
 _RETRIES = 5
+_FOLDERS = 4096
+"""Folder listings remembered (a few hundred bytes per file named; the least recently listed out)."""
 _STAMP = len("2025-01-01T00-00-00-000000000Z")
 
 
@@ -130,6 +132,7 @@ class FileCache:
         self.hits = 0
         self.misses = 0
         self._files: collections.OrderedDict[str, Cached] = collections.OrderedDict()
+        self._folders: dict[str, _Folder] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -179,6 +182,39 @@ class FileCache:
             if old is not None:
                 self.bytes -= old.nbytes
 
+    def held(self, path: str, key: tuple[int, int, int]) -> Cached | None:
+        """The version of `path` with stat `key` if it is held, without asking the file system."""
+        with self._lock:
+            held = self._files.get(path)
+            if held is None or held.key != key:
+                return None
+            self._files.move_to_end(path)
+            self.hits += 1
+            return held
+
+    def folder(self, folder: str) -> _Folder | None:
+        with self._lock:
+            return self._folders.get(folder)
+
+    def remember(self, folder: str, memo: _Folder) -> None:
+        with self._lock:
+            self._folders.pop(folder, None)
+            self._folders[folder] = memo
+            while len(self._folders) > _FOLDERS:
+                del self._folders[next(iter(self._folders))]
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """A folder's listing, valid while the folder's own stat is `key` (see :func:`_instrument_files`)."""
+
+    key: tuple[int, int, int]
+    """The folder's (mtime_ns, ctime_ns, inode) before it was listed."""
+    names: list[str]
+    """Its well-formed data file names, in time order."""
+    files: dict[str, tuple[int, int, int]]
+    """Stat keys of the files read from this listing (all settled)."""
+
 
 @dataclass(frozen=True)
 class _Files:
@@ -192,16 +228,44 @@ class _Files:
 
 
 def _instrument_files(root: Path, cache: FileCache, instrument_id: str, start: int, end: int) -> _Files:
-    folder = instrument_dir(root, LIQUIDATION, instrument_id)
+    """The instrument's files for [start, end], each at its current version.
+
+    A folder's mtime changes whenever a file in it is created, renamed over or removed, and the catalog
+    changes files no other way. So a listing taken when the folder's mtime was at least SETTLE_NS old stays
+    true, with the versions then read, for as long as the folder's stat is the same: such a request costs
+    one stat. Otherwise (the folder the stream is writing changes every flush) the folder is listed and
+    each file in the range is stat'ed, and only changed files are read."""
+    folder = str(instrument_dir(root, LIQUIDATION, instrument_id))
     lo, hi = stamp_bounds(start, end)
     for attempt in range(_RETRIES):
-        names = [n for n in data_file_names(folder) if name_overlaps(n, lo, hi) and _well_formed(n)]
         try:
-            found = [cache.get(os.path.join(folder, n)) for n in names]
+            st = os.stat(folder)
+        except FileNotFoundError:
+            return _Files([], partial=False, overlapping=False)
+        listed_ns = time.time_ns()
+        key = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        memo = cache.folder(folder) if attempt == 0 else None
+        if memo is not None and memo.key == key:
+            all_names, known = memo.names, memo.files
+        else:
+            all_names = [n for n in data_file_names(Path(folder)) if _well_formed(n)]
+            known = {}
+        names = [n for n in all_names if name_overlaps(n, lo, hi)]
+        found: list[Cached | None] = []
+        try:
+            for name in names:
+                path = f"{folder}{os.sep}{name}"
+                held = known.get(name)
+                got = cache.held(path, held) if held is not None else None
+                found.append(got if got is not None else cache.get(path))
         except (FileNotFoundError, CatalogError):
             if attempt == _RETRIES - 1:
                 raise
             continue  # removed by compaction after the listing: its rows are in a newer file
+        if listed_ns - st.st_mtime_ns >= SETTLE_NS:
+            read = {n: f.key for n, f in zip(names, found, strict=True) if f is not None and f.settled}
+            if memo is None or memo.key != key or not read.keys() <= memo.files.keys():
+                cache.remember(folder, _Folder(key, all_names, {**known, **read}))
         break
     # Names are `<start stamp>_<end stamp>.parquet` and stamps compare as times (catalog/layout.py).
     return _Files(
