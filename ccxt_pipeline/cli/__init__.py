@@ -1,5 +1,12 @@
 """The `ccxt-cli` command: a thin skin over the library. Each command parses its arguments, calls the
-library and renders the result; the library's errors become one line on stderr and a meaningful exit code."""
+library and renders the result; the library's errors become one line on stderr and a meaningful exit code.
+
+Start-up: typer builds every command from its function's signature before it runs one, so each command
+module imports only typer, rich and light modules of ours at the top; ccxt, ccxt.pro, pyarrow, the settings
+(pydantic-settings), the scheduler and FastAPI are imported inside the command that needs them.
+`ccxt-cli --help` loads none of them, `instruments` only the settings, `catalog info` the catalog (pyarrow).
+tests/test_startup_imports.py holds this; benchmarks/startup.py times it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,6 @@ from typing import Annotated
 
 import typer
 
-from ccxt_pipeline import __version__
 from ccxt_pipeline.cli import catalog_cmd, config_cmd, daemon_cmd, plot_cmd
 from ccxt_pipeline.cli.common import EXIT_CODES_HELP
 from ccxt_pipeline.cli.fetch_cmd import fetch_funding, fetch_oi
@@ -40,6 +46,8 @@ app.add_typer(config_cmd.app, name="config")
 
 def _version(value: bool) -> None:
     if value:
+        from ccxt_pipeline import __version__
+
         typer.echo(f"ccxt-pipeline {__version__}")
         raise typer.Exit()
 

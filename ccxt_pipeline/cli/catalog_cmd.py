@@ -9,20 +9,10 @@ import sys
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import typer
 
-from ccxt_pipeline.catalog import CatalogReader
-from ccxt_pipeline.catalog.definitions import TYPE_DIR as DEFINITIONS_DIR
-from ccxt_pipeline.catalog.layout import DATA_DIR, data_file_names
-from ccxt_pipeline.catalog.maintenance import compact, verify
-from ccxt_pipeline.catalog.migrate import migrate
-from ccxt_pipeline.catalog.schema import CLI_KINDS
-from ccxt_pipeline.catalog.versions import CURRENT_VERSION
 from ccxt_pipeline.cli.common import (
     CatalogOption,
     ConfigOption,
@@ -40,10 +30,17 @@ from ccxt_pipeline.instruments import resolve_many
 from ccxt_pipeline.timeutil import NS_PER_SECOND, now_ns, ns_to_iso, parse_when
 from ccxt_pipeline.venues import VENUES
 
+if TYPE_CHECKING:  # pyarrow and the catalog load when a command runs, not for --help
+    import pyarrow as pa
+
+    from ccxt_pipeline.catalog import CatalogReader
+
 app = typer.Typer(help="Inspect, verify and compact the catalog.", no_args_is_help=True)
 
 
 def _reader(config: Path | None, catalog: Path | None) -> CatalogReader:
+    from ccxt_pipeline.catalog import CatalogReader
+
     settings = load(config, catalog)
     if not Path(settings.catalog_path).is_dir():
         raise PipelineError(f"no catalog at {settings.catalog_path}")
@@ -206,6 +203,8 @@ def verify_cmd(
 
     Example:  ccxt-cli catalog verify --repair
     """
+    from ccxt_pipeline.catalog.maintenance import verify
+
     reader = _reader(config, catalog)
     before = verify(reader.root)
     report = verify(reader.root, repair=True) if repair and before.problems else before
@@ -246,6 +245,8 @@ def compact_cmd(
 
     Example:  ccxt-cli catalog compact
     """
+    from ccxt_pipeline.catalog.maintenance import compact
+
     reader = _reader(config, catalog)
     report = compact(reader.root)
     data = vars(report)
@@ -264,13 +265,17 @@ def compact_cmd(
 def migrate_cmd(
     config: ConfigOption = None, catalog: CatalogOption = None, json_out: JsonOption = False
 ) -> None:
-    """Bring files an earlier release wrote up to today's schema version. Bybit open interest before schema 2
-    was both sides of the market (twice what Binance and Hyperliquid report): it is halved to one side. Each
-    such file is rewritten once, atomically, under its own name; a second run changes nothing. Writers do
-    this by themselves before adding Bybit open interest to a folder. Exits 1 if a file could not be read.
+    """Bring files an earlier release wrote up to today's schema version. Open interest stored as both sides
+    of the market (twice what Binance reports: Bybit before schema 2, Hyperliquid before schema 3) is halved
+    to one side. Each such file is rewritten once, atomically, under its own name; a second run changes
+    nothing. Writers do this by themselves before adding open interest to a folder. Exits 1 if a file could
+    not be read.
 
     Example:  ccxt-cli catalog migrate --catalog data/catalog
     """
+    from ccxt_pipeline.catalog.migrate import migrate
+    from ccxt_pipeline.catalog.versions import CURRENT_VERSION
+
     reader = _reader(config, catalog)
     report = migrate(reader.root)
     if json_out:
@@ -295,8 +300,13 @@ def migrate_cmd(
     raise typer.Exit(int(Exit.PARTIAL if report.unreadable else Exit.OK))
 
 
-QueryType = StrEnum("QueryType", {name: name for name in CLI_KINDS})  # type: ignore[misc]
-"""The `query` choices: each queryable kind's `cli_name` (`catalog.schema.KINDS`)."""
+class QueryType(StrEnum):
+    """The `query` choices: each queryable kind's `cli_name`, in order (`catalog.schema.CLI_KINDS`; a test
+    checks that they agree). Spelt out so that building the CLI needs no pyarrow."""
+
+    oi = "oi"
+    funding = "funding"
+    liquidations = "liquidations"
 
 
 class Format(StrEnum):
@@ -349,6 +359,8 @@ def query(
 
       ccxt-cli query liquidations BTCUSDT-PERP --format parquet -o liq.parquet
     """
+    from ccxt_pipeline.catalog.schema import CLI_KINDS
+
     if json_out and fmt is not Format.table:
         raise PipelineError(f"--json prints one JSON array; --format {fmt.value} is another format: use one")
     if fmt is Format.parquet and output is None and sys.stdout.isatty():
@@ -379,6 +391,9 @@ def query(
 
 
 def _emit(table: pa.Table, fmt: Format, output: Path | None) -> None:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     buffer = io.BytesIO()
     if fmt is Format.csv:
         pacsv.write_csv(table, buffer)
@@ -411,6 +426,12 @@ def _precisions(root: Path, ids: list[str]) -> dict[str, tuple[int, int]]:
     """instrument id -> (price, size) decimals of its instrument definition in the catalog
     (`data/crypto_perpetual/<id>/`: the exchange's tick and lot size as its NautilusTrader adapter reads
     them, catalog/definitions.py); instruments without one are left out."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ccxt_pipeline.catalog.definitions import TYPE_DIR as DEFINITIONS_DIR
+    from ccxt_pipeline.catalog.layout import DATA_DIR, data_file_names
+
     found = {}
     for iid in ids:
         folder = root / DATA_DIR / DEFINITIONS_DIR / iid
@@ -461,6 +482,8 @@ def _iso_at(ns: int, digits: int) -> str:
 
 
 def _table_lines(table: pa.Table, precisions: dict[str, tuple[int, int]]) -> list[str]:
+    import pyarrow as pa
+
     rows = table.to_pylist()
     columns = table.column_names
     header = [f"{c} (UTC)" if c in _TIMES else c for c in columns]

@@ -15,15 +15,16 @@ import sys
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from typer.core import TyperOption
 
 from ccxt_pipeline.errors import InputError, PipelineError
-from ccxt_pipeline.logs import configure_logging
-from ccxt_pipeline.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # settings (pydantic-settings) load only in a command that reads them: not for --help
+    from ccxt_pipeline.settings import Settings
 
 
 class Exit(IntEnum):
@@ -96,12 +97,17 @@ def warn(message: str) -> None:
 
 def load_quietly(config: Path | None, catalog: Path | None = None) -> tuple[Settings, list[str]]:
     """Settings and their warnings, for a command that logs them itself (the daemon, once logging is set)."""
+    from ccxt_pipeline.settings import load_settings
+
     warnings: list[str] = []
     return load_settings(config, overrides={"catalog_path": catalog}, warn=warnings.append), warnings
 
 
 def load(config: Path | None, catalog: Path | None = None) -> Settings:
     """Settings for a command: its flags over the environment over the file over the defaults."""
+    from ccxt_pipeline.logs import configure_logging
+    from ccxt_pipeline.settings import load_settings
+
     settings = load_settings(config, overrides={"catalog_path": catalog}, warn=warn)
     configure_logging(settings.logging)
     return settings

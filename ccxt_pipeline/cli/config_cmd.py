@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import typer
-import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from ccxt_pipeline.cli.common import CatalogOption, ConfigOption, JsonOption, guarded, load, out, print_json
-from ccxt_pipeline.settings import config_file_in_use
 
 app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 
@@ -21,6 +19,10 @@ def show(config: ConfigOption = None, catalog: CatalogOption = None, json_out: J
 
     Example:  ccxt-cli config show --config config/ccxt_pipeline.yaml
     """
+    import yaml  # type: ignore[import-untyped, unused-ignore]
+
+    from ccxt_pipeline.settings import config_file_in_use
+
     settings = load(config, catalog)
     used = config_file_in_use(config)
     source = None if used is None else str(used)

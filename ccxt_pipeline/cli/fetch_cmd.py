@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -20,7 +20,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, DataKind
 from ccxt_pipeline.cli.common import (
     EXIT_CODES_HELP,
     CatalogOption,
@@ -34,13 +33,15 @@ from ccxt_pipeline.cli.common import (
     out,
     print_json,
 )
-from ccxt_pipeline.collect import run
-from ccxt_pipeline.collect.clients import RequestMeter
-from ccxt_pipeline.collect.report import InstrumentOutcome
-from ccxt_pipeline.collect.run import ExchangeReport, FetchReport, FetchRequest, run_fetch
+from ccxt_pipeline.collect.report import Progress as FetchProgress
 from ccxt_pipeline.errors import PipelineError
-from ccxt_pipeline.models import FundingRateEstimate, OpenInterest
 from ccxt_pipeline.timeutil import PERIODS_NS, now_ns, ns_to_iso, parse_period, parse_when
+
+if TYPE_CHECKING:  # ccxt, pyarrow and the catalog load when a fetch runs, not for --help
+    from ccxt_pipeline.catalog import DataKind
+    from ccxt_pipeline.collect.clients import RequestMeter
+    from ccxt_pipeline.collect.report import InstrumentOutcome
+    from ccxt_pipeline.collect.run import ExchangeReport, FetchReport, FetchRequest
 
 SymbolsArg = Annotated[
     list[str] | None,
@@ -100,6 +101,8 @@ def fetch_oi(
 
       ccxt-cli fetch-oi --all -e binance --from 30d
     """
+    from ccxt_pipeline.catalog.schema import OPEN_INTEREST
+
     _run(
         OPEN_INTEREST,
         _Selection(symbols or [], all_symbols),
@@ -137,6 +140,8 @@ def fetch_funding(
 
       ccxt-cli fetch-funding --all --from 2024-01-01
     """
+    from ccxt_pipeline.catalog.schema import FUNDING_RATE
+
     _run(
         FUNDING_RATE,
         _Selection(symbols or [], all_symbols),
@@ -178,6 +183,8 @@ def _run(
     no_store: bool,
     json_out: bool,
 ) -> None:
+    from ccxt_pipeline.collect.run import FetchReport, FetchRequest, run_fetch
+
     if selection.all_symbols and selection.symbols:
         raise PipelineError(
             f"--all fetches every perpetual: name no symbols with it (got {selection.symbols[0]})"
@@ -202,7 +209,7 @@ def _run(
         all_symbols=selection.all_symbols,
     )
     report = FetchReport([])
-    bars = _ProgressBars() if start is not None and not json_out else run.Progress()
+    bars = _ProgressBars() if start is not None and not json_out else FetchProgress()
     try:
         try:
             asyncio.run(run_fetch(settings, request, progress=bars, report=report))
@@ -266,7 +273,7 @@ class _Bar:
     task: TaskID | None = None
 
 
-class _ProgressBars(run.Progress):
+class _ProgressBars(FetchProgress):
     """One rich progress bar per exchange: symbols done of the total, new rows stored (the same count as the
     final table), requests per minute against the limit, and the time left. A bar appears with the first
     page done, so a run with nothing to fetch shows none."""
@@ -384,6 +391,9 @@ def _rows(ex: ExchangeReport) -> list[dict[str, Any]]:
 
 
 def _current_table(report: FetchReport, data: DataKind) -> None:
+    from ccxt_pipeline.catalog.schema import OPEN_INTEREST
+    from ccxt_pipeline.models import FundingRateEstimate, OpenInterest
+
     if not any(ex.records for ex in report.exchanges):
         return  # every exchange failed: their lines say why
     if data is OPEN_INTEREST:

@@ -20,7 +20,6 @@ from ccxt_pipeline.cli.common import (
     render,
 )
 from ccxt_pipeline.errors import InputError, PipelineError
-from ccxt_pipeline.serve.plot import BrowserError, build_plot, write_plot
 from ccxt_pipeline.timeutil import now_ns, parse_duration, parse_when
 
 FLAGS = {"start": "--from", "end": "--to", "bucket": "--bucket", "price_step": "--price-step", "out": "--out"}
@@ -63,6 +62,8 @@ def plot(
 
       ccxt-cli plot oi BTCUSDT-PERP -e binance -e bybit --from 7d --out oi.png
     """
+    from ccxt_pipeline.serve.plot import BrowserError, build_plot, write_plot  # pyarrow: not for --help
+
     try:
         settings = load(config, catalog)
         root = Path(settings.catalog_path)

@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,10 +24,11 @@ from ccxt_pipeline.cli.common import (
     load,
 )
 from ccxt_pipeline.errors import InputError, PipelineError
-from ccxt_pipeline.models import Liquidation, Record
-from ccxt_pipeline.stream.health import LINE_WIDTH
-from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest, StreamSummary
 from ccxt_pipeline.timeutil import NS_PER_SECOND, now_ns, ns_to_iso, parse_duration
+
+if TYPE_CHECKING:  # ccxt.pro and the catalog load when the command runs, not for --help
+    from ccxt_pipeline.models import Record
+    from ccxt_pipeline.stream.run import LiquidationStream, StreamSummary
 
 
 @guarded
@@ -66,6 +67,8 @@ def stream_liquidations(
 
       ccxt-cli stream-liquidations --all -e binance --duration 10m --json
     """
+    from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest
+
     settings = load(config, catalog)
     seconds = _seconds(duration) if duration is not None else None
     if not symbols and not all_market and not settings.symbols:  # the library's line does not know the flags
@@ -118,6 +121,8 @@ _HEALTH = "health  "
 
 def _width() -> int:
     """Room for one health line: the terminal's width (never wrapped), or 150 when not a terminal."""
+    from ccxt_pipeline.stream.health import LINE_WIDTH
+
     return max(80, min(err.width, 240)) - len(_HEALTH) - 1 if err.is_terminal else LINE_WIDTH
 
 
@@ -134,6 +139,8 @@ async def _health_lines(stream: LiquidationStream, every: float) -> None:
 
 
 def _printer(json_out: bool) -> Callable[[list[Record]], None]:
+    from ccxt_pipeline.models import Liquidation
+
     def show(records: list[Record]) -> None:
         lines = []
         for r in records:

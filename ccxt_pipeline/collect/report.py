@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
-from ccxt_pipeline.catalog import WriteResult
-from ccxt_pipeline.collect.clients import RequestMeter
-from ccxt_pipeline.collect.history import History
 from ccxt_pipeline.instruments import Instrument
-from ccxt_pipeline.models import CoverageGap, Record
+
+if TYPE_CHECKING:  # types only: the CLI subclasses `Progress` without loading ccxt or pyarrow
+    import pyarrow as pa
+
+    from ccxt_pipeline.catalog import WriteResult
+    from ccxt_pipeline.collect.clients import RequestMeter
+    from ccxt_pipeline.collect.history import History
+    from ccxt_pipeline.models import CoverageGap, Record
 
 
 @dataclass
