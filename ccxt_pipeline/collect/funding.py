@@ -16,7 +16,7 @@ from typing import Any
 from ccxt_pipeline.catalog.schema import FUNDING_RATE, to_table
 from ccxt_pipeline.collect.history import Checkpoints, History, Hooks, Store, Stored
 from ccxt_pipeline.collect.paging import FetchPage, Outcome, fetch_each
-from ccxt_pipeline.collect.plan import Range, confirmed_holes, settlement_holes, span_windows, subtract
+from ccxt_pipeline.collect.plan import Range, confirmed_holes, settlement_holes, subtract
 from ccxt_pipeline.errors import ExchangeError
 from ccxt_pipeline.exchanges.client import ExchangeClient
 from ccxt_pipeline.instruments import Instrument
@@ -89,22 +89,69 @@ class FundingPlan:
 
 
 def plan_funding(
-    ranges: list[Range], interval_minutes: int | None, page_limit: int, floor: int = 0
+    ranges: list[Range],
+    interval_minutes: int | None,
+    page_limit: int,
+    floor: int = 0,
+    until: int | None = None,
 ) -> FundingPlan:
     """Pure: the spans and page windows covering `ranges`, for pages of `page_limit` settlements at the
-    symbol's current interval (an hour if unknown). Nothing before `floor` (the listing) is asked for."""
+    symbol's current interval (an hour if unknown). Nothing before `floor` (the listing) is asked for, nor
+    after `until` (now; default: the last range's end)."""
+    interval = (interval_minutes or 60) * NS_PER_MINUTE
+    cap = ranges[-1].end if until is None else until
     # Fetch one settlement further back than each range, so its first row's interval is known too;
     # ranges closer together than that are fetched as one span.
     spans: list[Range] = []
     for r in ranges:
-        padded = Range(max(floor, r.start - _LONGEST_INTERVAL), r.end)
+        padded = widen(Range(max(floor, r.start - _LONGEST_INTERVAL), r.end), interval, floor, cap)
         if spans and padded.start <= spans[-1].end + 1:
-            spans[-1] = Range(spans[-1].start, r.end)
+            spans[-1] = Range(spans[-1].start, padded.end)
         else:
             spans.append(padded)
-    window_ns = page_limit * (interval_minutes or 60) * NS_PER_MINUTE
-    windows = [w for span in spans for w in span_windows(span, window_ns)]
+    windows = [w for span in spans for w in settlement_windows(span, interval, page_limit)]
     return FundingPlan(ranges, spans, windows)
+
+
+def widen(span: Range, interval: int, floor: int, until: int) -> Range:
+    """Pure: `span`, with an end that lies within the paging's stamp slack of a settlement time moved to
+    half an interval past it (`settlement_windows` says why), never before `floor` nor after `until`
+    (now: a settlement not due yet would leave the same room)."""
+    half = interval // 2
+    start, end = span.start, span.end
+    k = (start + half) // interval
+    if abs(start - k * interval) <= _STAMP_SLACK:
+        start = min(start, max(floor, k * interval - half))
+    k = (end + half) // interval
+    if abs(end - k * interval) <= _STAMP_SLACK:
+        end = max(end, min(until, k * interval + half - 1))
+    return Range(start, end)
+
+
+def settlement_windows(span: Range, interval: int, per_window: int) -> list[Range]:
+    """Pure: `span` cut into windows of at most `per_window` settlements `interval` apart, every boundary
+    between two windows half an interval off the settlement grid.
+
+    Exchanges settle on the UTC grid of the interval (Binance and Bybit at 00:00, 08:00, 16:00 for 8h:
+    `"fundingTime": 1570608000000` in Binance's Get-Funding-Rate-History example, `"fundingRateTimestamp":
+    "1672041600000"` in Bybit's history-fund-rate example, both 08:00 UTC; Hyperliquid every hour, stamped
+    a few ms late, `"time":1683849600076`; tests/fixtures/SOURCES.md). A window ending just before a settlement leaves room for
+    one more row after a full page (an interval, less the paging's stamp slack), so the paging asks again:
+    one wasted request per page, 20 weight each on Hyperliquid. Ending half an interval away, a full page
+    leaves half an interval of room, and a complete answer costs one request. Settlement `k * interval`
+    belongs to the slot [k * interval - interval / 2, k * interval + interval / 2); the first window may
+    start inside a slot whose settlement is before the span (it then holds one fewer). The span's own
+    ends are the caller's (`widen`)."""
+    half = interval // 2
+    last_slot = (span.start + half) // interval + per_window - 1
+    out = []
+    start = span.start
+    while start <= span.end:
+        end = min(last_slot * interval + half - 1, span.end)
+        out.append(Range(start, end))
+        start = end + 1
+        last_slot += per_window
+    return out
 
 
 def missing_settlements(
@@ -178,7 +225,8 @@ async def funding_history(
     the empty head is recorded at once through `record_gaps`, so no rerun asks for it again."""
     client.require("fetchFundingRateHistory", "funding rate history")
     venue = client.venue
-    end = min(end, clock())
+    now = clock()
+    end = min(end, now)
     out = History(FUNDING_RATE)
     settled, ranges = missing_settlements(start, end, stored)
     if not ranges:
@@ -199,7 +247,7 @@ async def funding_history(
         if not ranges:
             return out
     interval = known_interval(client, inst.ccxt_symbol) or venue.default_funding_interval_minutes
-    plan = plan_funding(ranges, interval, venue.funding_history_limit, floor)
+    plan = plan_funding(ranges, interval, venue.funding_history_limit, floor, now)
     out.windows = len(plan.windows)
     pages = _FundingWindows(inst, plan, venue.funding_interval_minutes, out, Checkpoints(store), hooks)
     if hooks is not None:
@@ -213,6 +261,11 @@ async def funding_history(
             pages.on_window,
             ordered=True,
             slack=_STAMP_SLACK,
+            order="oldest"
+            if venue.name in OLDEST_FIRST
+            else "newest"
+            if venue.name in NEWEST_FIRST
+            else None,
         )
     finally:
         await pages.checkpoints.flush()  # what arrived is kept, whatever stopped the rest
@@ -231,6 +284,10 @@ one page asked from a time is the first settlement after it: Binance ("startTime
 Hyperliquid (`fundingHistory` with `startTime`, up to 500 rows in time order,
 https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals). Bybit answers
 newest first (https://bybit-exchange.github.io/docs/v5/market/history-fund-rate) and gives listing times."""
+
+NEWEST_FIRST = frozenset({"bybit"})
+"""Venues whose funding history answers the newest settlements back from `endTime` (Bybit, above): a page
+cut at the limit is missing rows before its first, never after its last."""
 
 
 @dataclass(frozen=True)

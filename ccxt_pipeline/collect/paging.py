@@ -8,7 +8,10 @@ cannot have covered is asked for again:
 - a page may have been cut short silently.
 
 "May exist" means there is room for at least one more row at the series' spacing (`step`), so a complete
-answer costs exactly one request and an empty answer ends the search in that sub-range.
+answer costs exactly one request and an empty answer ends the search in that sub-range. Where the exchange
+documents its order (`Order`), only the side a page can have been cut on is asked again: an oldest-first page
+holds the window's oldest rows, so nothing is missing before its first row (and a window starting mid-way
+between two rows would otherwise cost a second request for that stretch).
 
 `fetch_each` hands each window's rows over as soon as the window is done, so that history is written as it
 arrives; a window that fails for good (after the client's retries) is handed over as failed and the others
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from ccxt_pipeline.collect.plan import Range
 from ccxt_pipeline.errors import ExchangeError
@@ -33,13 +36,23 @@ FetchPage = Callable[[Range], Awaitable[Sequence[T]]]
 Step = int | Callable[[list[int]], int]
 """The spacing of the series, or a function of one page's sorted times giving it (funding intervals vary)."""
 
+Order = Literal["oldest", "newest"] | None
+"""Which rows of a window an exchange answers when they do not fit one page: the oldest (from `startTime` on),
+the newest (back from `endTime`), or None if not documented (both sides are checked)."""
+
 
 async def page_window(
-    fetch: FetchPage[T], window: Range, ts_of: Callable[[T], int], step: Step, *, slack: int = 0
+    fetch: FetchPage[T],
+    window: Range,
+    ts_of: Callable[[T], int],
+    step: Step,
+    *,
+    slack: int = 0,
+    order: Order = None,
 ) -> list[T]:
     """Every row the exchange serves in `window`, by as many requests as the answers need. `slack`: how much
     earlier than one `step` after a row the next one may be stamped (Hyperliquid stamps settlements a few
-    milliseconds past the hour, so two of them can be a little less than an hour apart)."""
+    milliseconds past the hour, so two of them can be a little less than an hour apart). `order`: see `Order`."""
     rows: list[T] = []
     pending = [window]
     while pending:
@@ -50,9 +63,9 @@ async def page_window(
         rows.extend(page)
         times = sorted(ts_of(row) for row in page)
         spacing = (step(times) if callable(step) else step) - slack
-        if times[-1] + spacing <= r.end:
+        if order != "newest" and times[-1] + spacing <= r.end:
             pending.append(Range(times[-1] + 1, r.end))
-        if times[0] - spacing >= r.start:
+        if order != "oldest" and times[0] - spacing >= r.start:
             pending.append(Range(r.start, times[0] - 1))
     return rows
 
@@ -109,12 +122,16 @@ async def fetch_each(
     ordered: bool = False,
     give_up_after: int = GIVE_UP_AFTER,
     slack: int = 0,
+    order: Order = None,
 ) -> None:
     """Fetch every window at once (the exchange client caps requests in flight) and await `on_window` for
     each as it is done, or in window order if `ordered`. A window whose fetch raises an ExchangeError is
     handed over with that error; once `give_up_after` windows failed, the windows not done yet are called
-    off and handed over with the last error. Any other exception cancels every window and propagates."""
-    tasks = [asyncio.ensure_future(page_window(fetch, w, ts_of, step, slack=slack)) for w in windows]
+    off and handed over with the last error. Any other exception cancels every window and propagates.
+    `slack` and `order`: see `page_window`."""
+    tasks = [
+        asyncio.ensure_future(page_window(fetch, w, ts_of, step, slack=slack, order=order)) for w in windows
+    ]
     outcomes: dict[int, Outcome[T]] = {}
     index = {t: i for i, t in enumerate(tasks)}
     handed = 0  # ordered: windows handed over so far, in order
