@@ -48,7 +48,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -62,6 +63,8 @@ ENV_NESTED_DELIMITER = "__"
 CONFIG_ENV_VAR = "CCXT_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config/ccxt_pipeline.yaml")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ALL_SYMBOLS = "all"
+"""`symbols: all`: every active linear perpetual each enabled exchange lists (the daemon, stream-liquidations)."""
 MASK = "**********"
 
 _SECRET_WORD = re.compile("apikey|secret|passw|passphrase|token|privatekey|auth|cookie|credential")
@@ -228,7 +231,9 @@ class Settings(BaseSettings):
 
     catalog_path: Path = Path("./data/catalog")
     exchanges: dict[str, ExchangeSettings] = Field(default_factory=_default_exchanges)
-    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT-PERP", "ETHUSDT-PERP"])
+    symbols: list[str] | Literal["all"] = Field(default_factory=lambda: ["BTCUSDT-PERP", "ETHUSDT-PERP"])
+    """Symbols to collect, or `all`: every active linear perpetual each exchange lists, re-read as it lists more
+    (`CCXT_SYMBOLS=all`; `[all]`, what a comma-separated variable gives, means the same)."""
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
@@ -258,6 +263,31 @@ class Settings(BaseSettings):
             return _normalise_exchanges(value)
         except UnknownExchangeError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _check_symbols(cls, value: Any) -> Any:
+        def is_all(item: Any) -> bool:
+            return isinstance(item, str) and item.strip().lower() == ALL_SYMBOLS
+
+        if not isinstance(value, list | tuple):
+            if is_all(value):
+                return ALL_SYMBOLS
+            raise ValueError(f"expected a list of symbols, or '{ALL_SYMBOLS}' for every linear perpetual")
+        if isinstance(value, list | tuple) and any(is_all(item) for item in value):
+            if len(value) == 1:
+                return ALL_SYMBOLS
+            raise ValueError(f"'{ALL_SYMBOLS}' means every linear perpetual: write `symbols: all` alone")
+        return value
+
+    @property
+    def all_symbols(self) -> bool:
+        """`symbols: all`: every active linear perpetual each exchange lists."""
+        return self.symbols == ALL_SYMBOLS
+
+    def symbol_list(self) -> list[str]:
+        """The symbols named in settings; empty for `symbols: all` (see `all_symbols`)."""
+        return [] if isinstance(self.symbols, str) else list(self.symbols)
 
     def enabled_exchanges(self) -> list[str]:
         """Names of the exchanges to collect from, in configured order."""
@@ -289,6 +319,8 @@ def _child_node(model: type[BaseModel], name: str) -> _Node:
     if model is Settings and name == "exchanges":
         return _EXCHANGES
     origin = get_origin(annotation)
+    if origin in (Union, UnionType) and any(get_origin(arg) is list for arg in get_args(annotation)):
+        origin = list  # `symbols: list[str] | Literal["all"]` takes comma-separated text from the environment
     return _FREEFORM if origin is dict else _LIST if origin is list else _SCALAR
 
 

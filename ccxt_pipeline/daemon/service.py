@@ -2,13 +2,21 @@
 
 Jobs (APScheduler 3 `AsyncIOScheduler`, `coalesce`, `max_instances=1`, a misfire grace time):
 - open interest, every `schedule.open_interest_seconds` on the wall-clock grid (300 s: :00, :05, ...):
-  a snapshot from every exchange (Hyperliquid keeps no history, so this is how its history accrues), then
-  incremental history where the exchange keeps it (an outage is backfilled from what it still serves);
+  a snapshot from every exchange (Hyperliquid keeps no history, so this is how its history accrues);
+- open-interest history on the same grid, as its own job: incremental history where the exchange keeps it
+  (an outage is backfilled from what it still serves). Apart from the snapshots, so that a long backfill
+  (every perpetual's 29 days at first start with `symbols: all`) never holds up the next snapshot;
 - funding, every `schedule.funding_seconds`: incremental settled history and the live estimate;
 - liquidations stream continuously; clients are recycled every `daemon.recycle_clients_hours`;
 - at 00:07 UTC the catalog is compacted (each ended day into one file per instrument).
 A job that fails is logged and runs again on its next turn; one exchange failing never stops the others.
 Snapshots an exchange could not give (it was down) are recorded as coverage gaps.
+
+`symbols: all`: every job asks for every active linear perpetual each exchange lists (`FetchRequest.all_symbols`),
+history from each one's listing on (`collect.run`); the clients, and so the market lists, are renewed at
+least daily (`MARKETS_MAX_AGE_HOURS`), so new listings join and delisted ones drop out. Liquidations: the
+whole-market stream where there is one (Binance), one topic per listed perpetual elsewhere (Bybit,
+`stream/every.py`).
 """
 
 from __future__ import annotations
@@ -29,12 +37,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, CatalogWriter
+from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, CatalogWriter, DataKind
 from ccxt_pipeline.catalog.maintenance import compact
 from ccxt_pipeline.collect.run import FetchReport, FetchRequest, check_request, fetch_on
 from ccxt_pipeline.daemon.control import DaemonPaths, write_atomic
 from ccxt_pipeline.daemon.pool import ClientPool
-from ccxt_pipeline.instruments import resolve_many
+from ccxt_pipeline.errors import ConfigError
 from ccxt_pipeline.models import CoverageGap
 from ccxt_pipeline.settings import Settings
 from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest, StreamSummary
@@ -42,6 +50,9 @@ from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_SECOND, now_ns, ns_to_iso
 from ccxt_pipeline.venues import get_venue
 
 log = logging.getLogger(__name__)
+
+MARKETS_MAX_AGE_HOURS = 24.0
+"""With `symbols: all`, clients (and the market lists they load) are renewed at least this often."""
 
 
 @dataclass
@@ -68,12 +79,17 @@ class Daemon:
     def __init__(self, settings: Settings, paths: DaemonPaths) -> None:
         self.settings = settings
         self.paths = paths
-        symbols = list(settings.symbols)
-        self.names = check_request(settings, FetchRequest(OPEN_INTEREST, symbols), now_ns())
+        if not settings.all_symbols and not settings.symbol_list():
+            raise ConfigError(
+                "settings: symbols: empty, so the daemon has nothing to collect; name symbols, or write "
+                "`symbols: all` for every linear perpetual"
+            )
+        self.names = check_request(settings, self._request(OPEN_INTEREST), now_ns())
         self.writer = CatalogWriter(settings.catalog_path)
         self.pool = ClientPool(settings, self.names)
         self.jobs = {
             "open_interest": JobStatus(settings.schedule.open_interest_seconds),
+            "open_interest_history": JobStatus(settings.schedule.open_interest_seconds),
             "funding": JobStatus(settings.schedule.funding_seconds),
         }
         self.exchange_state: dict[str, dict[str, Any]] = {n: {} for n in self.names}
@@ -85,7 +101,11 @@ class Daemon:
             if with_stream:
                 self.stream = LiquidationStream(
                     settings,
-                    StreamRequest(symbols, with_stream, all_market=settings.daemon.liquidations_all_market),
+                    StreamRequest(
+                        settings.symbol_list(),
+                        with_stream,
+                        all_market=settings.daemon.liquidations_all_market,
+                    ),
                 )
         self.scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
@@ -110,16 +130,20 @@ class Daemon:
             id="open_interest",
         )
         scheduler.add_job(
+            self._job("open_interest_history", self._open_interest_history),
+            IntervalTrigger(seconds=oi_s, start_date=aligned_start(oi_s), timezone=UTC),
+            id="open_interest_history",
+        )
+        scheduler.add_job(
             self._job("funding", self._funding),
             IntervalTrigger(seconds=funding_s, start_date=aligned_start(funding_s), timezone=UTC),
             id="funding",
             next_run_time=datetime.now(UTC),
         )
-        scheduler.add_job(
-            self.pool.recycle,
-            IntervalTrigger(hours=self.settings.daemon.recycle_clients_hours),
-            id="recycle_clients",
-        )
+        recycle_hours = self.settings.daemon.recycle_clients_hours
+        if self.settings.all_symbols:  # new listings join, delisted ones drop out, within a day
+            recycle_hours = min(recycle_hours, MARKETS_MAX_AGE_HOURS)
+        scheduler.add_job(self.pool.recycle, IntervalTrigger(hours=recycle_hours), id="recycle_clients")
         # Stream files are one per instrument per minute: fold each ended day into one file, nightly.
         scheduler.add_job(self._compact, CronTrigger(hour=0, minute=7, timezone=UTC), id="compact")
         scheduler.add_job(
@@ -136,7 +160,7 @@ class Daemon:
         log.info(
             "daemon started: exchanges %s, symbols %s",
             ", ".join(self.names),
-            ", ".join(self.settings.symbols),
+            _symbols_text(self.settings),
         )
         try:
             await stop.wait()
@@ -191,34 +215,44 @@ class Daemon:
 
         return run_job
 
+    def _request(
+        self,
+        kind: DataKind,
+        exchanges: list[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> FetchRequest:
+        """What a job asks for: the `symbols` setting, or every linear perpetual for `symbols: all`."""
+        settings = self.settings
+        symbols = settings.symbol_list()
+        return FetchRequest(kind, symbols, exchanges or (), start, end, all_symbols=settings.all_symbols)
+
     async def _open_interest(self) -> int:
-        symbols = list(self.settings.symbols)
-        written = 0
         async with self.pool.use() as exchanges:
-            current = await fetch_on(exchanges, FetchRequest(OPEN_INTEREST, symbols), self.writer)
-            written += self._account(current, "open interest (current)")
+            current = await fetch_on(exchanges, self._request(OPEN_INTEREST), self.writer)
+            written = self._account(current, "open interest (current)")
             self._record_missed_snapshots(current)
-            with_history = [n for n in self.names if get_venue(n).oi_history_periods]
-            if with_history and self.settings.daemon.open_interest_backfill_days > 0:
-                now = now_ns()
-                start = now - int(self.settings.daemon.open_interest_backfill_days * NS_PER_DAY)
-                history = FetchRequest(OPEN_INTEREST, symbols, with_history, start=start, end=now)
-                written += self._account(
-                    await fetch_on(exchanges, history, self.writer), "open interest (history)"
-                )
         return written
 
+    async def _open_interest_history(self) -> int:
+        with_history = [n for n in self.names if get_venue(n).oi_history_periods]
+        if not with_history or self.settings.daemon.open_interest_backfill_days <= 0:
+            return 0
+        async with self.pool.use() as exchanges:
+            now = now_ns()
+            start = now - int(self.settings.daemon.open_interest_backfill_days * NS_PER_DAY)
+            history = self._request(OPEN_INTEREST, with_history, start=start, end=now)
+            return self._account(await fetch_on(exchanges, history, self.writer), "open interest (history)")
+
     async def _funding(self) -> int:
-        symbols = list(self.settings.symbols)
         written = 0
         async with self.pool.use() as exchanges:
             now = now_ns()
             start = now - int(self.settings.daemon.funding_backfill_days * NS_PER_DAY)
-            settled = FetchRequest(FUNDING_RATE, symbols, start=start, end=now)
+            settled = self._request(FUNDING_RATE, start=start, end=now)
             written += self._account(await fetch_on(exchanges, settled, self.writer), "funding (settled)")
             written += self._account(
-                await fetch_on(exchanges, FetchRequest(FUNDING_RATE, symbols), self.writer),
-                "funding (estimate)",
+                await fetch_on(exchanges, self._request(FUNDING_RATE), self.writer), "funding (estimate)"
             )
         return written
 
@@ -239,6 +273,8 @@ class Daemon:
             state = self.exchange_state.setdefault(ex.exchange, {})
             if ex.error is None:
                 state["last_ok_ns"] = now
+                # How many perpetuals the last run covered there (with `symbols: all`, every one it lists).
+                state["instruments"] = len(ex.instruments)
             else:
                 state["last_error_ns"] = now
                 state["last_error"] = ex.error[:300]
@@ -259,7 +295,7 @@ class Daemon:
             self._last_snapshot_ns[ex.exchange] = now
             if last is None or now - last < 1.5 * interval or get_venue(ex.exchange).oi_history_periods:
                 continue
-            for inst in resolve_many(self.settings.symbols, [ex.exchange]):
+            for inst in ex.instruments:  # what the snapshot asked for there (with `all`, every perpetual)
                 gaps.append(
                     CoverageGap.between(
                         OPEN_INTEREST,
@@ -302,6 +338,7 @@ class Daemon:
             "pid": os.getpid(),
             "state": "stopped" if stopped else "running",
             "catalog": str(self.settings.catalog_path),
+            "symbols": self.settings.symbols,
             "started_ns": self.started_ns,
             "started": ns_to_iso(self.started_ns),
             "updated_ns": now,
@@ -327,6 +364,12 @@ class Daemon:
             "python_blocks": sys.getallocatedblocks(),
         }
         write_atomic(self.paths.status, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _symbols_text(settings: Settings) -> str:
+    if settings.all_symbols:
+        return "all (every active linear perpetual each exchange lists)"
+    return ", ".join(settings.symbol_list())
 
 
 def _stream_ended(task: asyncio.Task[StreamSummary]) -> None:

@@ -17,6 +17,7 @@ from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.instruments import Instrument, resolve_many
 from ccxt_pipeline.models import Record
 from ccxt_pipeline.settings import ExchangeSettings, Settings
+from ccxt_pipeline.stream.every import run_every_perpetual
 from ccxt_pipeline.stream.health import ExchangeHealth
 from ccxt_pipeline.stream.source import run_source
 from ccxt_pipeline.stream.tap import Tap
@@ -76,15 +77,17 @@ class StreamSummary:
 def plan_stream(
     settings: Settings, request: StreamRequest
 ) -> tuple[dict[str, list[Instrument] | None], list[str]]:
-    """Which instruments to subscribe on which exchange (None: the whole market), checked offline.
+    """Which instruments to subscribe on which exchange (None: the whole market; an empty list: every linear
+    perpetual the exchange lists, for `symbols: all` where it has no whole-market stream), checked offline.
 
     An exchange named with `-e` that has no stream (or no all-market stream for `--all`) is bad input; one
     that is merely enabled in settings is skipped with a note.
     """
     explicit = bool(request.exchanges)
     names = [get_venue(e).name for e in request.exchanges] if explicit else settings.enabled_exchanges()
-    symbols = list(request.symbols) or ([] if request.all_market else list(settings.symbols))
-    if not symbols and not request.all_market:
+    every = not request.symbols and not request.all_market and settings.all_symbols  # `symbols: all`
+    symbols = list(request.symbols) or ([] if request.all_market else settings.symbol_list())
+    if not symbols and not request.all_market and not every:
         raise PipelineError(
             "no symbol to stream: name symbols, ask for the whole market, or set `symbols` in settings"
         )
@@ -103,8 +106,10 @@ def plan_stream(
             notes.append(problem)
             continue
         assert venue.liquidations is not None
-        if request.all_market and venue.liquidations.all_market:
+        if (request.all_market or every) and venue.liquidations.all_market:
             plan[name] = None
+        elif every:
+            plan[name] = []  # resolved from its markets when the stream opens (stream/every.py)
         else:
             plan[name] = resolve_many(symbols, [name])
     if not plan:
@@ -181,7 +186,10 @@ class LiquidationStream:
         in its health and never stops the others."""
         settings = self.settings.exchanges.get(name) or ExchangeSettings()
         try:
-            await run_source(self.taps[name], settings, self.settings.stream, policy, instruments, stop)
+            if instruments == []:  # `symbols: all` without a whole-market stream: one topic per symbol
+                await run_every_perpetual(self.taps[name], settings, self.settings.stream, policy, stop)
+            else:
+                await run_source(self.taps[name], settings, self.settings.stream, policy, instruments, stop)
         except PipelineError as exc:
             self.health[name].record_error(str(exc))
             self.health[name].note = f"stopped: {exc}"

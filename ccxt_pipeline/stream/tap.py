@@ -152,6 +152,14 @@ class Tap:
         self.health.connected = False
         self.health.stopped = True
 
+    def reopen(self) -> None:
+        """We closed the sockets to open them again (a new symbol list): from now until the new socket's
+        first frame is a gap."""
+        self._closing = False
+        self.health.stopped = False
+        if self._gap_start is None:
+            self._gap_start = self.clock()
+
     def finish(self) -> None:
         """At shutdown: a gap still open (an outage when the stop came) ends now."""
         self.health.connected = False
