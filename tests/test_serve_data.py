@@ -26,7 +26,7 @@ from ccxt_pipeline.catalog.layout import file_name, instrument_dir, list_data_fi
 from ccxt_pipeline.catalog.maintenance import compact
 from ccxt_pipeline.catalog.quarantine import list_quarantined
 from ccxt_pipeline.serve.api import create_app
-from ccxt_pipeline.serve.data import SETTLE_NS, FileCache, read_events, read_liquidations
+from ccxt_pipeline.serve.data import SETTLE_NS, Cached, FileCache, _cached, read_events, read_liquidations
 from ccxt_pipeline.serve.heatmap import Events
 from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_MINUTE, NS_PER_SECOND, now_ns
 
@@ -280,3 +280,33 @@ def assert_same(a: Events, b: Events) -> None:
     assert [a.names[i] for i in a.exchange] == [b.names[i] for i in b.exchange]
     for name in ("short", "ts", "price", "notional"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_joining_reuses_the_last_join_and_gives_the_plain_concatenation() -> None:
+    """Windows that slide, shrink, grow and have a file replaced, against one cache: each join equals
+    the files' arrays one after the other (the reuse of the previous join never shows)."""
+    rng = np.random.default_rng(7)
+
+    def version(k: int, rows: int) -> Cached:
+        table = liquidations("bybit" if k % 3 == 0 else "binance", DAY + k * NS_PER_MINUTE, rows, seed=k)
+        return _cached(table, (k, rows, 0), settled=True)
+
+    files = [version(k, int(rng.integers(0, 5))) for k in range(40)]
+    cache = FileCache()
+    lo, hi = 0, 10
+    for _ in range(300):
+        move = rng.integers(0, 5)
+        if move == 0:
+            lo, hi = min(lo + 1, 39), min(hi + 1, 40)  # the window slides
+        elif move == 1:
+            lo, hi = int(rng.integers(0, 40)), int(rng.integers(0, 41))  # anywhere
+        elif move == 2 and hi > lo:
+            k = int(rng.integers(lo, hi))
+            files[k] = version(k, int(rng.integers(0, 5)))  # rewritten (as the current minute is)
+        window = files[lo:hi]
+        got = cache.joined("folder", window)
+        want = [Events.of_table(f.table) for f in window if f.table.num_rows]
+        assert [got.names[i] for i in got.exchange] == [w.names[i] for w in want for i in w.exchange]
+        for name in ("short", "ts", "price", "notional"):
+            expect = np.concatenate([getattr(w, name) for w in want]) if want else np.empty(0)
+            assert np.array_equal(getattr(got, name), expect), name

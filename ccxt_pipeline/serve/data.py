@@ -31,6 +31,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,17 +134,21 @@ class FileCache:
         self.misses = 0
         self._files: collections.OrderedDict[str, Cached] = collections.OrderedDict()
         self._folders: dict[str, _Folder] = {}
+        self._joined: collections.OrderedDict[str, _Joined] = collections.OrderedDict()
+        self.joined_bytes = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._files)
 
-    def get(self, path: str) -> Cached | None:
-        """The file's current version; None if it is unreadable (moved to quarantine: a hole).
+    def get(self, path: str, st: os.stat_result | None = None) -> Cached | None:
+        """The file's current version (`st`: its stat, just taken, if the caller has it); None if it is
+        unreadable (moved to quarantine: a hole).
 
         Raises FileNotFoundError or CatalogError if the file is gone (compaction removed it after the
         caller listed the folder: the caller lists again)."""
-        st = os.stat(path)
+        if st is None:
+            st = os.stat(path)
         key = (st.st_size, st.st_mtime_ns, st.st_ino)
         with self._lock:
             held = self._files.get(path)
@@ -191,6 +196,24 @@ class FileCache:
             self._files.move_to_end(path)
             self.hits += 1
             return held
+
+    def joined(self, key: str, files: Sequence[Cached]) -> Events:
+        """`files`' arrays one after the other, the last such join of each `key` (a folder) kept, within
+        a quarter of the byte budget beside it."""
+        with self._lock:
+            before = self._joined.get(key)
+        joined = _join(files, before)
+        if joined is not before:
+            with self._lock:
+                old = self._joined.pop(key, None)
+                if old is not None:
+                    self.joined_bytes -= old.nbytes
+                self._joined[key] = joined
+                self.joined_bytes += joined.nbytes
+                while self.joined_bytes > self.max_bytes // 4 and self._joined:
+                    _, out = self._joined.popitem(last=False)
+                    self.joined_bytes -= out.nbytes
+        return joined.events
 
     def folder(self, folder: str) -> _Folder | None:
         with self._lock:
@@ -253,11 +276,15 @@ def _instrument_files(root: Path, cache: FileCache, instrument_id: str, start: i
         names = [n for n in all_names if name_overlaps(n, lo, hi)]
         found: list[Cached | None] = []
         try:
-            for name in names:
-                path = f"{folder}{os.sep}{name}"
-                held = known.get(name)
-                got = cache.held(path, held) if held is not None else None
-                found.append(got if got is not None else cache.get(path))
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # a stat by name in it: half the cost
+            try:
+                for name in names:
+                    path = f"{folder}{os.sep}{name}"
+                    held = known.get(name)
+                    got = cache.held(path, held) if held is not None else None
+                    found.append(got if got is not None else cache.get(path, os.stat(name, dir_fd=fd)))
+            finally:
+                os.close(fd)
         except (FileNotFoundError, CatalogError):
             if attempt == _RETRIES - 1:
                 raise
@@ -302,41 +329,81 @@ def _table(found: _Files, start: int, end: int) -> pa.Table:
 def read_events(root: Path, cache: FileCache, instrument_ids: Sequence[str], start: int, end: int) -> Events:
     """The same rows as :func:`read_liquidations`, as the heatmap's arrays (no string column touched)."""
     names: dict[str, int] = {}
-    codes: list[np.ndarray[Any, Any]] = []
-    run_code, run_rows = 0, 0  # consecutive files of one exchange: their codes made in one go
-    columns: tuple[list[np.ndarray[Any, Any]], ...] = ([], [], [], [])
-    partial = False
+    parts: list[Events] = []
     for iid in instrument_ids:
         found = _instrument_files(root, cache, iid, start, end)
-        parts: list[Cached | Events] = list(found.files)
         if found.overlapping:  # rare (a listing during compaction): through the table, de-duplicated
-            parts = [Events.of_table(_table(found, start, end))]
+            events = Events.of_table(_table(found, start, end))
         else:
-            partial = partial or found.partial
-        for part in parts:
-            many = part.names if len(part.names) > 1 else ()
-            if not many and part.names and names.setdefault(part.names[0], len(names)) == run_code:
-                run_rows += len(part.ts)
-            else:
-                codes.append(np.full(run_rows, run_code, np.intp))
-                if many:
-                    remap = np.array([names.setdefault(n, len(names)) for n in many], np.intp)
-                    codes.append(remap[part.exchange if isinstance(part, Events) else part.codes])
-                    run_rows = 0
-                else:
-                    run_code, run_rows = (names[part.names[0]], len(part.ts)) if part.names else (0, 0)
-            for column, array in zip(columns, (part.short, part.ts, part.price, part.notional), strict=True):
-                column.append(array)
-    codes.append(np.full(run_rows, run_code, np.intp))
-    if not columns[1]:
+            events = cache.joined(f"{root}{os.sep}{iid}", found.files)
+            if found.partial:
+                keep = (events.ts >= start) & (events.ts <= end)
+                events = Events(events.names, *(a[keep] for a in _arrays(events)))
+        if len(events):
+            remap = np.array([names.setdefault(n, len(names)) for n in events.names], np.intp)
+            parts.append(Events(events.names, remap[events.exchange], *_arrays(events)[1:]))
+    if not parts:
         return Events.empty()
-    exchange = np.concatenate(codes)
-    short, ts, price, notional = (np.concatenate(c) for c in columns)
-    events = Events(tuple(names), exchange, short, ts, price, notional)
-    if partial:
-        keep = (ts >= start) & (ts <= end)
-        events = Events(events.names, *(a[keep] for a in (exchange, short, ts, price, notional)))
-    return events
+    columns = [np.concatenate(c) for c in zip(*(_arrays(e) for e in parts), strict=True)]
+    return Events(tuple(names), *columns)
+
+
+def _arrays(e: Events) -> tuple[np.ndarray[Any, Any], ...]:
+    return (e.exchange, e.short, e.ts, e.price, e.notional)
+
+
+@dataclass(frozen=True, eq=False)
+class _Joined:
+    """Files' arrays one after the other (codes into the local `events.names`)."""
+
+    files: tuple[weakref.ref[Cached], ...]
+    """Weak: a file the cache lets go of is not held here (a dead one matches nothing)."""
+    position: dict[int, int]
+    """id(file) -> its index in `files` (checked against `files`: an id can be reused once it is dead)."""
+    ends: np.ndarray[Any, np.dtype[np.int64]]
+    """Rows up to and including each file."""
+    events: Events
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in _arrays(self.events))
+
+
+def _join(files: Sequence[Cached], before: _Joined | None) -> _Joined:
+    """`files`' arrays one after the other. The longest run of them that `before` holds one after the other
+    (the day so far, when only the file the stream rewrites or the window's ends changed) is copied from
+    it in one piece, so a request does not join 1,440 small arrays again."""
+    names: dict[str, int] = {}
+    heads: list[tuple[np.ndarray[Any, Any], ...]] = []
+    i = 0
+    j = before.position.get(id(files[0]), -1) if before is not None and files else -1
+    if before is not None and j >= 0 and before.files[j]() is files[0]:
+        while i < len(files) and j + i < len(before.files) and files[i] is before.files[j + i]():
+            i += 1
+        lo = int(before.ends[j - 1]) if j else 0
+        hi = int(before.ends[j + i - 1])
+        if i == len(files) and lo == 0 and hi == len(before.events):
+            return before
+        names = {n: k for k, n in enumerate(before.events.names)}
+        heads.append(tuple(a[lo:hi] for a in _arrays(before.events)))
+    for f in files[i:]:
+        remap = np.array([names.setdefault(n, len(names)) for n in f.names], np.intp)
+        if f.codes is not None:
+            codes = remap[f.codes]
+        else:
+            codes = np.full(len(f.ts), remap[0] if len(remap) else 0, np.intp)
+        heads.append((codes, f.short, f.ts, f.price, f.notional))
+    if heads:
+        columns = [np.concatenate(c) for c in zip(*heads, strict=True)]
+        events = Events(tuple(names), *columns)
+    else:
+        events = Events.empty()
+    return _Joined(
+        files=tuple(weakref.ref(f) for f in files),
+        position={id(f): k for k, f in enumerate(files)},
+        ends=np.cumsum([len(f.ts) for f in files], dtype=np.int64),
+        events=events,
+    )
 
 
 def _numpy(col: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
