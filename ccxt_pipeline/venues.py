@@ -18,12 +18,12 @@ from ccxt_pipeline.errors import UnknownExchangeError
 @dataclass(frozen=True)
 class OpenInterestFields:
     """Where a raw payload keeps open interest as ONE side of the market (longs, which equal shorts): the
-    figure Binance (`sumOpenInterest`, `openInterest`) and Hyperliquid (`openInterest`) report. Where a
-    payload lacks it, `fallback_*` fields times `fallback_scale` stand in (Bybit: its both-sides figures,
-    halved)."""
+    figure Binance reports (`sumOpenInterest`, `openInterest`). Where a payload lacks it, `fallback_*` fields
+    times `fallback_scale` stand in: the exchange's both-sides figures, halved (Bybit's `openInterest` where
+    `singleOpenInterest` is missing; Hyperliquid's `openInterest` always, it has no one-side field)."""
 
-    amount: str
-    """Open interest in base units, one side."""
+    amount: str | None
+    """Open interest in base units, one side; None: the payload has no such field (only the fallback)."""
     value: str | None = None
     """The same in quote currency, if the payload gives it."""
     fallback_amount: str | None = None
@@ -212,6 +212,10 @@ class Venue:
     `info`), or `fetch_open_interests` (one call for the whole universe)."""
     ticker_oi: OpenInterestFields = OpenInterestFields("openInterest", "openInterestValue")
     """The raw ticker fields holding one side's open interest, where `current_oi` is `ticker`."""
+    current_oi_raw: OpenInterestFields | None = None
+    """Where `current_oi` is `open_interest(s)`: the raw fields (ccxt's `info`) of each answer holding open
+    interest, where ccxt's unified `openInterestAmount` is not one side (Hyperliquid); None: ccxt's unified
+    `openInterestAmount`/`openInterestValue`. A value still missing is amount x mark price."""
     oi_history_periods: tuple[str, ...] = ()
     """Periods `fetch_open_interest_history` serves; empty: the exchange keeps no history."""
     oi_history_raw: RawHistory | None = None
@@ -247,6 +251,9 @@ BYBIT_SINGLE_SIDE = OpenInterestFields(
     fallback_value="openInterestValue",
     fallback_scale=0.5,
 )
+
+# Hyperliquid asset contexts: only the both-sides `openInterest` (coins), halved; no value field (x `markPx`).
+HYPERLIQUID_BOTH_SIDES = OpenInterestFields(amount=None, fallback_amount="openInterest", fallback_scale=0.5)
 
 # --- documented REST limits (docs/exchanges.md, "Rate limits") ---------------------------------------------
 
@@ -426,8 +433,8 @@ VENUES: dict[str, Venue] = {
             },
             # fetch_open_interest gives the hourly history row, up to an hour old; tickers are live.
             current_oi="ticker",
-            # Bybit's `openInterest`/`openInterestValue` are the SUM OF BOTH SIDES, twice what Binance and
-            # Hyperliquid report; `singleOpenInterest`/`singleOpenInterestValue` are one side. Tickers:
+            # Bybit's `openInterest`/`openInterestValue` are the SUM OF BOTH SIDES, twice what Binance
+            # reports; `singleOpenInterest`/`singleOpenInterestValue` are one side. Tickers:
             # "Open interest size (both sides)", "Open interest value (single side)", ...
             # https://bybit-exchange.github.io/docs/v5/market/tickers and
             # https://bybit-exchange.github.io/docs/v5/websocket/public/ticker. An answer without the
@@ -510,6 +517,13 @@ VENUES: dict[str, Venue] = {
                 **NO_CCXT_LIMITER,
             },
             current_oi="open_interests",
+            # `openInterest` of the asset contexts (metaAndAssetCtxs, activeAssetCtx; ccxt's `info`) is the
+            # SUM OF BOTH SIDES, in coins: Hyperliquid defines open interest as "size (sum of absolute
+            # position sizes)" (https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/hip-3-deployer-actions,
+            # "Open interest caps"), and its stats site "now shows two-sided open interest" from it
+            # (hyperliquid-dex/hyperliquid-stats-web components/home/charts/open-interest.tsx). No one-side
+            # field exists: one side is half of it; the value is that x `markPx` (docs/exchanges.md).
+            current_oi_raw=HYPERLIQUID_BOTH_SIDES,
             funding_history_limit=500,
             funding_interval_minutes=60,
             no_liquidations_reason=(

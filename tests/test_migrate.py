@@ -1,6 +1,7 @@
-"""Catalogs written before schema version 2 hold Bybit open interest at twice its single side: `catalog
-verify` reports them, `catalog migrate` (and `verify --repair`) halves them once, and writers migrate a
-folder before adding to it. Everything else is left byte for byte as it was."""
+"""Catalogs written before schema version 2 hold Bybit open interest at twice its single side, and before
+schema version 3 Hyperliquid's: `catalog verify` reports them, `catalog migrate` (and `verify --repair`)
+halves them once, and writers migrate a folder before adding to it. Everything else is left byte for byte
+as it was. (Schema 2 catalogs, where only Hyperliquid is both sides: tests/test_hyperliquid_open_interest.py.)"""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ from ccxt_pipeline.catalog.schema import META_VERSION, SCHEMA_VERSION
 from ccxt_pipeline.cli import app
 from ccxt_pipeline.simulator import data
 from ccxt_pipeline.simulator.server import ExchangeSimulator
-from tests.v1_catalog import BYBIT_IDS, build_v1_catalog, halved, is_bybit_oi, single_side, snapshot
+from tests.v1_catalog import (
+    BYBIT_IDS,
+    HYPERLIQUID_ID,
+    build_v1_catalog,
+    halved,
+    is_both_sides,
+    is_bybit_oi,
+    single_side,
+    snapshot,
+)
 
 CURRENT = SCHEMA_VERSION.encode()
 
@@ -28,13 +38,13 @@ def run(*args: str) -> Any:
 
 
 def assert_migrated(root: Path, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """Same files, same row counts; Bybit open interest exactly halved and at today's version; every other
-    file byte-identical."""
+    """Same files, same row counts; both-sides open interest (Bybit and Hyperliquid) exactly halved and at
+    today's version; every other file byte-identical."""
     assert sorted(after) == sorted(before)
     for rel, old in before.items():
         new = after[rel]
         assert new.rows == old.rows, rel
-        if is_bybit_oi(root, root / rel):
+        if is_both_sides(root, root / rel, old.version):
             assert new.version == CURRENT, rel
             assert new.open_interest == halved(old.open_interest), rel
             assert new.open_interest_value == halved(old.open_interest_value), rel
@@ -48,14 +58,17 @@ def test_verify_reports_old_bybit_files_and_migrate_halves_them_once(tmp_path: P
     before = snapshot(root)
     bybit_files = {rel for rel in before if is_bybit_oi(root, root / rel)}
     assert len(bybit_files) == 8
-    assert len(before) > len(bybit_files)
+    old_files = {rel for rel, s in before.items() if is_both_sides(root, root / rel, s.version)}
+    assert old_files == bybit_files | {rel for rel in before if HYPERLIQUID_ID in rel}
+    assert len(old_files) == 9
+    assert len(before) > len(old_files)
     assert {s.version for s in before.values()} == {b"1", None}
 
     result = run("catalog", "verify", "--catalog", str(root), "--json")
     assert result.exit_code == 1
     problems = json.loads(result.stdout)["problems"]
     assert {p["kind"] for p in problems} == {"needs-migration"}
-    assert {str(Path(p["file"]).relative_to(root)) for p in problems} == bybit_files
+    assert {str(Path(p["file"]).relative_to(root)) for p in problems} == old_files
     assert all("ccxt-cli catalog migrate" in p["detail"] for p in problems)
     plain = run("catalog", "verify", "--catalog", str(root))
     assert "needs-migration" in plain.stdout
@@ -63,10 +76,10 @@ def test_verify_reports_old_bybit_files_and_migrate_halves_them_once(tmp_path: P
 
     result = run("catalog", "migrate", "--catalog", str(root))
     assert result.exit_code == 0, result.output
-    assert f"8 of 8 files migrated ({8 * 300:,} rows)" in result.stdout
+    assert f"9 of 9 files migrated ({8 * 300 + 50:,} rows)" in result.stdout
     after = snapshot(root)
     assert_migrated(root, before, after)
-    for iid in BYBIT_IDS:  # the single side, exactly
+    for iid in (*BYBIT_IDS, HYPERLIQUID_ID):  # the single side, exactly
         table = CatalogReader(root).query(OPEN_INTEREST, [iid])
         ks = [(t - 1_735_689_600_000_000_000) // 300_000_000_000 for t in table.column("ts_init").to_pylist()]
         assert table.column("open_interest").to_pylist() == [single_side(k) for k in ks]
@@ -109,10 +122,10 @@ def test_any_rewrite_of_an_old_file_upgrades_it(tmp_path: Path) -> None:
     rewritten by any of them comes out halved and stamped with today's version, never relabelled."""
     root = tmp_path / "catalog"
     build_v1_catalog(root, files=3, rows=40)
-    before = {iid: raw_column(root, iid) for iid in BYBIT_IDS}
+    before = {iid: raw_column(root, iid) for iid in (*BYBIT_IDS, HYPERLIQUID_ID)}
     binance = raw_column(root, "BTCUSDT-PERP.BINANCE")
     compact(root, today_start=1_767_225_600_000_000_000)  # 2026-01-01: every day of the catalog has ended
-    for iid in BYBIT_IDS:
+    for iid in (*BYBIT_IDS, HYPERLIQUID_ID):
         paths = list((data_root(root) / OPEN_INTEREST.type_dir / iid).glob("*.parquet"))
         assert len(paths) == 1  # one daily file now
         assert pq.read_schema(paths[0]).metadata[META_VERSION] == CURRENT
@@ -147,7 +160,7 @@ def test_fetch_oi_migrates_an_old_bybit_folder_before_adding_to_it(
     )
     problems = verify(root).problems
     assert {p.kind for p in problems} == {"needs-migration"}
-    assert {p.path.parent.name for p in problems} == {"SOLUSDT-LINEAR.BYBIT"}
+    assert {p.path.parent.name for p in problems} == {"SOLUSDT-LINEAR.BYBIT", HYPERLIQUID_ID}
 
 
 def test_writer_migrates_a_folder_before_merging_into_it(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """Crash trials for `catalog migrate`: SIGKILL the migrating process at random moments.
 
 After each kill, before anything repairs it: every file is still there under its name with all its rows,
-pyarrow reads the catalog with no duplicate, and each Bybit open-interest file holds either its old values
-(old version) or exactly half of them (new version), never a mix; every other file is byte-identical. A
-rerun of the migration then completes it and `verify` finds nothing.
+pyarrow reads the catalog with no duplicate, and each both-sides open-interest file (Bybit and Hyperliquid
+of schema 1) holds either its old values (old version) or exactly half of them (new version), never a mix;
+every other file is byte-identical. A rerun of the migration then completes it and `verify` finds nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ccxt_pipeline.catalog.maintenance import verify
 from ccxt_pipeline.catalog.merge import sort_unique
 from ccxt_pipeline.catalog.migrate import migrate
 from ccxt_pipeline.catalog.schema import SCHEMA_VERSION
-from tests.v1_catalog import FileState, build_v1_catalog, halved, is_bybit_oi, snapshot
+from tests.v1_catalog import FileState, build_v1_catalog, halved, is_both_sides, snapshot
 
 TRIALS = int(os.environ.get("MIGRATE_CRASH_TRIALS", "20"))
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,14 +47,14 @@ def start_child(root: Path) -> subprocess.Popen[bytes]:
 
 
 def check_after_kill(root: Path, original: dict[str, FileState]) -> int:
-    """The catalog as the kill left it; returns how many Bybit files were migrated."""
+    """The catalog as the kill left it; returns how many both-sides files were migrated."""
     now = snapshot(root)
     assert sorted(now) == sorted(original), "a file appeared or vanished"
     migrated = 0
     for rel, old in original.items():
         new = now[rel]
         assert new.rows == old.rows, rel
-        if not is_bybit_oi(root, root / rel):
+        if not is_both_sides(root, root / rel, old.version):
             assert new == old, rel
         elif new.version == CURRENT:
             assert (new.open_interest, new.open_interest_value) == (
@@ -81,7 +81,7 @@ def test_sigkill_during_migration(tmp_path: Path) -> None:
     base = tmp_path / "base"
     build_v1_catalog(base, files=8, rows=1000)
     original = snapshot(base)
-    total = sum(is_bybit_oi(base, base / r) for r in original)
+    total = sum(is_both_sides(base, base / r, s.version) for r, s in original.items())
 
     # How long one migration takes here, from `ready` to `done`: kills are spread over that span.
     calibrate = tmp_path / "calibrate"
@@ -115,7 +115,7 @@ def test_sigkill_during_migration(tmp_path: Path) -> None:
         assert len(report.migrated) == total - migrated
         assert not verify(root).problems  # nothing left to migrate, no temp file, no overlap
         for rel, old in original.items():
-            if is_bybit_oi(root, root / rel):
+            if is_both_sides(root, root / rel, old.version):
                 table = pq.read_table(root / rel)
                 assert table.column("open_interest").to_pylist() == halved(old.open_interest), rel
         shutil.rmtree(root)

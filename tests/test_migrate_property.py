@@ -1,5 +1,6 @@
 """Property: `catalog migrate` on any mix of old and already-migrated files keeps every row, halves exactly the
-Bybit open interest written before schema 2, leaves everything else alone, and is idempotent."""
+Bybit open interest written before schema 2 and the Hyperliquid open interest written before schema 3 (each
+once, whatever the file's version), leaves everything else alone, and is idempotent."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ from ccxt_pipeline.catalog import OPEN_INTEREST, CatalogWriter
 from ccxt_pipeline.catalog.layout import data_root
 from ccxt_pipeline.catalog.maintenance import verify
 from ccxt_pipeline.catalog.migrate import migrate
-from tests.v1_catalog import T0, _restamp, is_bybit_oi
+from tests.v1_catalog import T0, _restamp, is_both_sides
 
 STEP = 300_000_000_000  # 5 minutes
 SERIES = (
     ("bybit", "BTCUSDT-LINEAR.BYBIT"),
     ("bybit", "ETHPERP-LINEAR.BYBIT"),
     ("binance", "BTCUSDT-PERP.BINANCE"),
+    ("hyperliquid", "BTC-USD-PERP.HYPERLIQUID"),
+    ("hyperliquid", "kPEPE-USD-PERP.HYPERLIQUID"),
 )
 
 batches = st.lists(
@@ -33,7 +36,7 @@ batches = st.lists(
     min_size=1,
     max_size=8,
 )
-versions = st.lists(st.sampled_from([b"1", None, b"2"]), min_size=40, max_size=40)
+versions = st.lists(st.sampled_from([b"1", None, b"2", b"3"]), min_size=40, max_size=40)
 
 
 def _table(exchange: str, iid: str, points: list[int], with_value: bool) -> pa.Table:
@@ -69,7 +72,7 @@ def _rows(root: Path) -> dict[tuple[str, int], tuple[float, float | None]]:
 
 @settings(max_examples=60, deadline=None)
 @given(batches=batches, stamps=versions)
-def test_migrate_keeps_every_row_and_halves_only_old_bybit(
+def test_migrate_keeps_every_row_and_halves_only_old_both_sides_files(
     batches: list[tuple[tuple[str, str], list[int], bool]],
     stamps: list[bytes | None],
 ) -> None:
@@ -82,8 +85,8 @@ def test_migrate_keeps_every_row_and_halves_only_old_bybit(
         for path, version in zip(
             sorted((data_root(root) / OPEN_INTEREST.type_dir).rglob("*.parquet")), stamps, strict=False
         ):
-            _restamp(path, version)  # a catalog from release 1, maybe partly migrated already
-            if version != b"2" and is_bybit_oi(root, path):
+            _restamp(path, version)  # a catalog from release 1 or 2, maybe partly migrated already
+            if is_both_sides(root, path, version):
                 old.add(path)
         old_rows = {
             (iid, ts)

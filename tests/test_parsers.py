@@ -17,7 +17,7 @@ from ccxt_pipeline.parsers.open_interest import (
     parse_ticker_open_interest,
 )
 from ccxt_pipeline.timeutil import NS_PER_HOUR, NS_PER_MS
-from ccxt_pipeline.venues import BYBIT_SINGLE_SIDE, OpenInterestFields
+from ccxt_pipeline.venues import BYBIT_SINGLE_SIDE, VENUES, OpenInterestFields
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ccxt"
 BYBIT = json.loads((FIXTURES / "bybit.response.json").read_text())["methods"]
@@ -68,16 +68,27 @@ def test_missing_value_is_amount_times_mark() -> None:
 
 
 def test_hyperliquid_has_no_time_and_values_from_mark_in_payload() -> None:
-    # ccxt's hyperliquid open interest: timestamp None, info = the asset context with markPx.
+    # ccxt's hyperliquid open interest: timestamp None, info = the asset context with markPx and the
+    # both-sides `openInterest` (ccxt's openInterestAmount is the same number).
     row = {
         "symbol": "BTC/USDC:USDC",
-        "openInterestAmount": 10.5,
+        "openInterestAmount": 21.0,
         "timestamp": None,
-        "info": {"markPx": "100000.0"},
+        "info": {"openInterest": "21.0", "markPx": "100000.0"},
     }
-    oi = parse_open_interest(row, BTC_HL, received_ns=RECEIVED)
+    oi = parse_open_interest(row, BTC_HL, received_ns=RECEIVED, fields=VENUES["hyperliquid"].current_oi_raw)
     assert oi.ts_event == oi.ts_init == RECEIVED
-    assert oi.open_interest_value == 1_050_000.0
+    assert oi.open_interest == 10.5  # one side: half of `openInterest`
+    assert oi.open_interest_value == 1_050_000.0  # one side x markPx
+    # Without the venue's fields: ccxt's unified amount as it is (what every other exchange passes).
+    assert parse_open_interest(row, BTC_HL, received_ns=RECEIVED).open_interest == 21.0
+
+
+def test_hyperliquid_without_open_interest_is_refused_not_taken_from_ccxt() -> None:
+    # The one-side figure comes from the raw `openInterest` only: never ccxt's (both-sides) unified amount.
+    row = {"openInterestAmount": 21.0, "timestamp": None, "info": {"markPx": "100000.0"}}
+    with pytest.raises(RecordError):
+        parse_open_interest(row, BTC_HL, received_ns=RECEIVED, fields=VENUES["hyperliquid"].current_oi_raw)
 
 
 def test_live_funding_estimate_from_recorded_bybit() -> None:

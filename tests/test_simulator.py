@@ -396,11 +396,12 @@ async def test_hyperliquid_open_interest(sim: ExchangeSimulator) -> None:
         many = await h.fetch_open_interests()
         one = await h.fetch_open_interest("SOL/USDC:USDC")
     assert sorted(many) == SYMBOLS["hyperliquid"]
+    # ccxt passes Hyperliquid's `openInterest` through: both sides, twice the one-side series
     for symbol, coin in IDS["hyperliquid"].items():
-        assert many[symbol]["openInterestAmount"] == oi("hyperliquid", coin, NOW)
+        assert many[symbol]["openInterestAmount"] == 2 * oi("hyperliquid", coin, NOW)
         assert many[symbol]["timestamp"] is None
         assert many[symbol]["openInterestValue"] is None
-    assert one["openInterestAmount"] == oi("hyperliquid", "SOL", NOW)
+    assert one["openInterestAmount"] == 2 * oi("hyperliquid", "SOL", NOW)
     assert sim.count("hyperliquid", "info:metaAndAssetCtxs") == 1 + 2
 
 

@@ -1,9 +1,11 @@
-"""A catalog as release 1 (schema version 1) wrote it, for the migration tests.
+"""Catalogs as earlier releases wrote them (schema version 1, or 2), for the migration tests.
 
 Rows are written through today's `CatalogWriter` (so files, names and columns are exactly what the writer
-makes), then every file's metadata is set back to version 1, as the earlier release stamped it. Bybit open
-interest holds what that release stored: Bybit's both-sides figure, twice the single side. One Bybit file
-carries no version at all (files from before versions were stamped count as version 0).
+makes), then every file's metadata is set back to the old version, as the earlier release stamped it. Open
+interest holds what that release stored: version 1 Bybit's both-sides figure, twice the single side;
+versions 1 and 2 Hyperliquid's `openInterest` as served, both sides too (docs/catalog.md, "Schema versions
+and migration"). In the version 1 catalog one Bybit file carries no version at all (files from before
+versions were stamped count as version 0).
 
     python tests/v1_catalog.py CATALOG [FILES] [ROWS]   # builds one (the crash trials' child uses it too)
 """
@@ -33,6 +35,9 @@ from ccxt_pipeline.catalog.schema import META_VERSION
 T0 = 1_735_689_600_000_000_000  # 2025-01-01T00:00Z
 MINUTE = 60_000_000_000
 BYBIT_IDS = ("BTCUSDT-LINEAR.BYBIT", "SOLUSDT-LINEAR.BYBIT")
+HYPERLIQUID_ID = "BTC-USD-PERP.HYPERLIQUID"
+BOTH_SIDES_BEFORE = {"BYBIT": 2, "HYPERLIQUID": 3}
+"""Open-interest files of these venues older than this version hold both sides (docs/catalog.md)."""
 
 
 def single_side(k: int) -> float:
@@ -58,17 +63,33 @@ def _oi(exchange: str, iid: str, ks: range, *, factor: float, with_value: bool) 
 
 
 def build_v1_catalog(root: Path, *, files: int = 4, rows: int = 300) -> None:
-    """Bybit open interest (two instruments, `files` files each, both sides), Binance and Hyperliquid open
-    interest, Bybit liquidations, Binance settled funding and Bybit coverage gaps, all stamped version 1."""
+    """Bybit open interest (two instruments, `files` files each, both sides), Binance (one side) and
+    Hyperliquid (one file, both sides) open interest, Bybit liquidations, Binance settled funding and Bybit
+    coverage gaps, all stamped version 1."""
+    _build(root, files=files, rows=rows, bybit_factor=2.0, hyperliquid_files=1)
+    stamp_version(root, b"1")
+    # The oldest Bybit file of one instrument as if written before versions were stamped.
+    first = sorted((data_root(root) / OPEN_INTEREST.type_dir / BYBIT_IDS[1]).glob("*.parquet"))[0]
+    _restamp(first, None)
+
+
+def build_v2_catalog(root: Path, *, files: int = 3, rows: int = 100) -> None:
+    """The same catalog as schema 2 wrote it: Bybit open interest one side, Hyperliquid's still both sides
+    (`files` files of it), every file stamped version 2."""
+    _build(root, files=files, rows=rows, bybit_factor=1.0, hyperliquid_files=files)
+    stamp_version(root, b"2")
+
+
+def _build(root: Path, *, files: int, rows: int, bybit_factor: float, hyperliquid_files: int) -> None:
     w = CatalogWriter(root, durable=False)
     for n in range(files):
         ks = range(n * (rows + 10), n * (rows + 10) + rows)  # a hole between files: one file per batch
         for iid in BYBIT_IDS:
-            w.write_table(OPEN_INTEREST, _oi("bybit", iid, ks, factor=2.0, with_value=True))
+            w.write_table(OPEN_INTEREST, _oi("bybit", iid, ks, factor=bybit_factor, with_value=True))
         w.write_table(OPEN_INTEREST, _oi("binance", "BTCUSDT-PERP.BINANCE", ks, factor=1.0, with_value=True))
-    w.write_table(
-        OPEN_INTEREST, _oi("hyperliquid", "BTC-USD-PERP.HYPERLIQUID", range(50), factor=1.0, with_value=True)
-    )
+    for n in range(hyperliquid_files):
+        ks = range(n * 60, n * 60 + 50)
+        w.write_table(OPEN_INTEREST, _oi("hyperliquid", HYPERLIQUID_ID, ks, factor=2.0, with_value=True))
     m = 40
     w.write_table(
         LIQUIDATION,
@@ -112,10 +133,6 @@ def build_v1_catalog(root: Path, *, files: int = 4, rows: int = 300) -> None:
             }
         ),
     )
-    stamp_version(root, b"1")
-    # The oldest Bybit file of one instrument as if written before versions were stamped.
-    first = sorted((data_root(root) / OPEN_INTEREST.type_dir / BYBIT_IDS[1]).glob("*.parquet"))[0]
-    _restamp(first, None)
 
 
 def stamp_version(root: Path, version: bytes) -> None:
@@ -136,6 +153,15 @@ def _restamp(path: Path, version: bytes | None) -> None:
 def is_bybit_oi(root: Path, path: Path) -> bool:
     rel = path.relative_to(data_root(root))
     return rel.parts[0] == OPEN_INTEREST.type_dir and rel.parts[1].endswith(".BYBIT")
+
+
+def is_both_sides(root: Path, path: Path, version: bytes | None) -> bool:
+    """Whether an open-interest file of `version` at `path` holds both sides (migration halves it)."""
+    rel = path.relative_to(data_root(root))
+    if rel.parts[0] != OPEN_INTEREST.type_dir:
+        return False
+    before = BOTH_SIDES_BEFORE.get(rel.parts[1].rsplit(".", 1)[-1], 0)
+    return int(version or b"0") < before
 
 
 @dataclass(frozen=True)
@@ -170,10 +196,14 @@ def halved(values: Sequence[float | None] | None) -> list[float | None] | None:
 
 
 __all__ = [
+    "BOTH_SIDES_BEFORE",
     "BYBIT_IDS",
+    "HYPERLIQUID_ID",
     "FileState",
     "build_v1_catalog",
+    "build_v2_catalog",
     "halved",
+    "is_both_sides",
     "is_bybit_oi",
     "single_side",
     "snapshot",

@@ -1,8 +1,10 @@
 """Bringing files an earlier release wrote up to today's schema version (`ccxt-cli catalog migrate`).
 
 What changed between versions, and the conversion itself, live in `ccxt_pipeline.catalog.versions`. Today
-one migration exists: Bybit open-interest files older than schema 2 hold Bybit's both-sides figures, and
-are rewritten with `open_interest` and `open_interest_value` halved (one side, as every other exchange).
+two migrations exist, both of open interest stored as both sides of the market: Bybit files older than
+schema 2 and Hyperliquid files older than schema 3 are rewritten with `open_interest` and
+`open_interest_value` halved (one side, as Binance reports). Each file is halved once, whatever its version:
+a Bybit file of version 2 needs nothing.
 
 Each file that needs it is read through `files.read_data_file` (which upgrades its rows) and written back
 under the same name with `write_parquet_atomic`: temp file, fsync, rename, fsync of the folder. The new
@@ -124,6 +126,7 @@ def _migrate_file(p: PendingFile, *, durable: bool) -> int | None:
 def migrate_folder(kind: DataKind, folder: Path, *, durable: bool = True) -> MigrateReport:
     """Migrate the files of one instrument folder that need it. The caller holds the catalog lock."""
     report = MigrateReport()
+    whys: set[str] = set()
     for p in pending_in_folder(kind, folder, report.unreadable):
         rows = _migrate_file(p, durable=durable)
         if rows is None:
@@ -131,13 +134,14 @@ def migrate_folder(kind: DataKind, folder: Path, *, durable: bool = True) -> Mig
             continue
         report.rows += rows
         report.migrated.append(p.path)
+        whys.update(r.why for r in p.rescales)
     if report.migrated:
         log.warning(
             "migrated %d file(s) in %s to schema version %d: %s",
             len(report.migrated),
             folder,
             CURRENT_VERSION,
-            "; ".join(sorted({r.why for r in RESCALES if r.kind == kind.name})),
+            "; ".join(sorted(whys)),
         )
     return report
 

@@ -42,7 +42,7 @@ from ccxt_pipeline.venues import VENUES
 
 _INSTRUMENT_ID = re.compile(INSTRUMENT_ID_PATTERN)
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 """Written into every file's metadata. What each version means, and how an older file is brought up to
 date: `ccxt_pipeline.catalog.versions`."""
 META_VERSION = b"ccxt_pipeline.schema_version"

@@ -6,7 +6,11 @@ one count as version 0). Columns and dtypes have not changed between versions; m
 | version | change |
 |---|---|
 | 1 | first release |
-| 2 | Bybit open interest is ONE side of the market (`singleOpenInterest`), like Binance and Hyperliquid. Version 1 stored Bybit's `openInterest` and `openInterestValue`, "the sum of both sides" (https://bybit-exchange.github.io/docs/v5/market/open-interest, https://bybit-exchange.github.io/docs/v5/market/tickers): twice the single side. |
+| 2 | Bybit open interest is ONE side of the market (`singleOpenInterest`), like Binance. Version 1 stored Bybit's `openInterest` and `openInterestValue`, "the sum of both sides" (https://bybit-exchange.github.io/docs/v5/market/open-interest, https://bybit-exchange.github.io/docs/v5/market/tickers): twice the single side. |
+| 3 | Hyperliquid open interest is ONE side: half its `openInterest`, valued at `markPx`. Versions 0 to 2 stored Hyperliquid's `openInterest` (and that x `markPx`) as served: the sum of absolute position sizes, both sides (https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/hip-3-deployer-actions, "Open interest caps"; docs/exchanges.md): twice the single side. |
+
+Each rescale concerns one exchange: a Bybit file of version 2 needs nothing, a Hyperliquid file of version 2
+is halved; a Bybit file of version 0 or 1 is halved once (by the version 2 rescale), never twice.
 
 :func:`upgrade_table` brings a table read from an older file to today's meaning. `files.read_data_file`
 applies it, and every code path that rewrites a file (the writer's merges, repair, compaction, migration)
@@ -55,6 +59,18 @@ RESCALES: tuple[Rescale, ...] = (
         columns=("open_interest", "open_interest_value"),
         factor=2.0,
         why="Bybit open interest written before schema 2 is both sides (twice the single side)",
+    ),
+    # Hyperliquid's `openInterest` is "size (sum of absolute position sizes)" (HIP-3 deployer actions, "Open
+    # interest caps"); its stats site "now shows two-sided open interest" from it (hyperliquid-dex/
+    # hyperliquid-stats-web components/home/charts/open-interest.tsx). Versions 0-2 stored it as served,
+    # and its value as that x `markPx`; version 3 stores half of both.
+    Rescale(
+        version=3,
+        kind="open_interest",
+        exchange="hyperliquid",
+        columns=("open_interest", "open_interest_value"),
+        factor=2.0,
+        why="Hyperliquid open interest written before schema 3 is both sides (twice the single side)",
     ),
 )
 

@@ -69,7 +69,11 @@ async def current_open_interest(
     if source == "open_interests":
         items = await client.call("fetch_open_interests", symbols)
         received = clock()
-        return [parse_open_interest(items[i.ccxt_symbol], i, received_ns=received) for i in instruments]
+        fields = client.venue.current_oi_raw  # Hyperliquid: half its both-sides `openInterest`
+        return [
+            parse_open_interest(items[i.ccxt_symbol], i, received_ns=received, fields=fields)
+            for i in instruments
+        ]
     client.require("fetchOpenInterest", "open interest")
     answers = await asyncio.gather(*(client.call("fetch_open_interest", s) for s in symbols))
     received = clock()
@@ -77,7 +81,13 @@ async def current_open_interest(
     if any(a.get("openInterestValue") is None for a in answers):
         marks = await mark_prices(client, symbols)
     return [
-        parse_open_interest(a, i, received_ns=received, mark_price=marks.get(i.ccxt_symbol))
+        parse_open_interest(
+            a,
+            i,
+            received_ns=received,
+            mark_price=marks.get(i.ccxt_symbol),
+            fields=client.venue.current_oi_raw,
+        )
         for a, i in zip(answers, instruments, strict=True)
     ]
 

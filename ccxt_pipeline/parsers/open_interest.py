@@ -1,11 +1,13 @@
 """Open interest from ccxt structures and raw exchange payloads.
 
 Open interest is stored as ONE side of the market (open longs, which equal open shorts): what Binance
-(`sumOpenInterest`/`openInterest`) and Hyperliquid (`openInterest`) report. Bybit's `openInterest` is the
-sum of both sides, so Bybit is read from its single-side fields (`singleOpenInterest`,
-`singleOpenInterestValue`) through the venue table's :class:`~ccxt_pipeline.venues.OpenInterestFields`,
-falling back to half the both-sides figures where an answer lacks them
-(https://bybit-exchange.github.io/docs/v5/market/open-interest, .../v5/market/tickers).
+reports (`sumOpenInterest`/`openInterest`). Bybit's `openInterest` is the sum of both sides, so Bybit is read
+from its single-side fields (`singleOpenInterest`, `singleOpenInterestValue`) through the venue table's
+:class:`~ccxt_pipeline.venues.OpenInterestFields`, falling back to half the both-sides figures where an
+answer lacks them (https://bybit-exchange.github.io/docs/v5/market/open-interest, .../v5/market/tickers).
+Hyperliquid's `openInterest` is both sides too ("sum of absolute position sizes",
+https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/hip-3-deployer-actions) and has no
+one-side field: its venue row (`Venue.current_oi_raw`) reads half of it.
 
 Units: base units for the linear perpetuals we collect (Bybit: "BTCUSDT(linear) is BTC"); values in the
 quote currency. Where the exchange gives no value, it is amount x mark price, when a mark price is known,
@@ -36,6 +38,7 @@ def parse_open_interest(
     *,
     received_ns: int | None = None,
     mark_price: float | None = None,
+    fields: OpenInterestFields | None = None,
 ) -> OpenInterest:
     """A ccxt open-interest structure (`fetch_open_interest(s)`, `fetch_open_interest_history` rows).
 
@@ -43,13 +46,20 @@ def parse_open_interest(
     and `ts_event = received_ns` when the exchange sends no time (Hyperliquid).
     `mark_price` (or the payload's own `markPx`) fills in a missing value.
 
-    ccxt passes each exchange's own figure through: for Bybit that is both sides, which is why Bybit never
-    comes this way (its live values come from tickers, its history from the raw endpoint).
+    ccxt passes each exchange's own figure through, one side or both. `fields` (the venue's
+    `current_oi_raw`) reads one side from the raw `info` instead of ccxt's unified amount and value
+    (Hyperliquid: half its both-sides `openInterest`, valued at its `markPx`). Bybit never comes this way
+    (its live values come from tickers, its history from the raw endpoint).
     """
-    amount = number(item.get("openInterestAmount"))
-    if amount is None:
-        amount = number(item.get("baseVolume"))
-    value = number(item.get("openInterestValue"))
+    if fields is None:
+        amount = number(item.get("openInterestAmount"))
+        if amount is None:
+            amount = number(item.get("baseVolume"))
+        value = number(item.get("openInterestValue"))
+    else:
+        raw = info(item)
+        amount = _one_side(raw, fields.amount, fields.fallback_amount, fields.fallback_scale)
+        value = _one_side(raw, fields.value, fields.fallback_value, fields.fallback_scale)
     if value is None:
         mark = mark_price if mark_price is not None else positive(info(item).get("markPx"))
         if amount is not None and mark is not None:
@@ -112,10 +122,11 @@ def _one_side(raw: Mapping[str, Any], field: str | None, fallback: str | None, s
 def _column(
     rows: Sequence[Mapping[str, Any]], field: str | None, fallback: str | None, scale: float
 ) -> list[float | None]:
-    """One field of every row; where a row lacks it, its `fallback` field times `scale`."""
-    if not field:
+    """One field of every row; where a row lacks it (or there is no such field), its `fallback` field times
+    `scale`."""
+    if not field and not fallback:
         return [None] * len(rows)
-    out = [number(r.get(field)) for r in rows]
+    out = [number(r.get(field)) if field else None for r in rows]
     if fallback and None in out:
         out = [
             x if x is not None else _one_side(r, None, fallback, scale)

@@ -176,7 +176,8 @@ def _asset_ctx(sim: ExchangeSimulator, inst: data.Instrument, now: int) -> dict[
     increment = 10.0 ** (len(str(int(mark))) - 5)
     return {
         "funding": data.fmt_short(rate),
-        "openInterest": data.fmt(oi, inst.amount_decimals),
+        # both sides: twice the simulator's one-side series (`meta_and_asset_ctxs`)
+        "openInterest": data.fmt(2 * oi, inst.amount_decimals),
         "prevDayPx": data.fmt_short(prev_day),
         "dayNtlVlm": data.fmt_short(round(day_base * mark, 4)),
         "premium": data.fmt_short(premium),
@@ -190,6 +191,11 @@ def _asset_ctx(sim: ExchangeSimulator, inst: data.Instrument, now: int) -> dict[
 
 def meta_and_asset_ctxs(sim: ExchangeSimulator) -> list[Any]:
     """{"type":"metaAndAssetCtxs"}: [meta, asset contexts]; openInterest in coin units, no timestamp.
+
+    `openInterest` is BOTH sides, as Hyperliquid's is ("size (sum of absolute position sizes)",
+    https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/hip-3-deployer-actions, "Open interest
+    caps"; docs/exchanges.md): exactly 2 x the one-side series `data.open_interest` (doubling is exact, so
+    half of the served figure is that series to the last bit). Other figures are unchanged.
 
     shape: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals#retrieve-perpetuals-asset-contexts-includes-mark-price-current-funding-open-interest-etc;
     ccxt hyperliquid.fetch_swap_markets/fetch_funding_rates/parse_open_interest comments.
