@@ -1,7 +1,7 @@
-"""The read-only HTTP service over a catalog (`ccxt-cli serve`, or the daemon's `daemon.http_port`).
+"""The read-only HTTP service over a catalog (`ccxt-cli serve`).
 
 - `api`: the FastAPI app (`create_app`), its endpoints and their parameters;
-- `data`: liquidations read through a cache of the catalog's immutable files;
+- `data`: liquidations read through a cache of the catalog's files (each version known by its stat);
 - `heatmap`: time x price buckets of liquidated notional (pure, vectorised);
 - `series`: open interest and funding as one thinned line per exchange;
 - `health`, `metrics`: the daemon's status file, judged per exchange and in Prometheus text;

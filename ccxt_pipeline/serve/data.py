@@ -10,11 +10,16 @@ mtimes with a coarse clock, so two versions written within one tick can share an
 file's inode number can come back): the file the stream is still rewriting is read on every request
 (it is one small file), every other file once.
 
-A request costs, per instrument: one listing of the folder (each name parsed once per process), one stat
-per file in the range, and joining the cached columns. The heatmap takes numpy arrays kept beside each
-file's table (`side` and `exchange` already turned into numbers), so no string column is touched again;
-/liquidations takes the Arrow tables. 24 hours of the stream's one-minute files on two exchanges
-(2 x 1,440 files, 600,000 rows) answer in well under the 300 ms target (docs/benchmarks.md).
+A request costs, per instrument: one stat of the folder, which is all when the folder has not changed
+since a listing taken once it had rested SETTLE_NS (any create, rename or removal in it changes its
+mtime and ctime); otherwise (the folder the stream writes changes every flush) a listing and one stat per
+file in the range, by name in the folder. (A file changed in place by another program, which the catalog's
+writers never do, is seen once its folder changes.) The heatmap takes numpy arrays kept beside each file's table
+(`side` and `exchange` already numbers), so no string column is touched again, and each folder's last
+join of them is kept, so the run of files two requests share is copied in one piece; /liquidations
+takes the Arrow tables. 24 hours of the stream's one-minute files on two exchanges (2 x 1,440 files,
+600,000 rows) answer warm well under the 300 ms target, also while the current minute is rewritten
+before every request (benchmarks/heatmap.py, docs/benchmarks.md).
 
 A listing that sees compaction half way (a new daily file beside the files it replaces) has files whose
 ranges overlap: those rows are de-duplicated by the natural key, as the writer does, so a row is never
