@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -76,6 +75,8 @@ def start(
             warn(line)
         _detach(config, settings.catalog_path, log_file or paths.log, paths)
         return
+    import asyncio
+
     from ccxt_pipeline.daemon.service import Daemon
     from ccxt_pipeline.logs import configure_logging
 
@@ -92,6 +93,8 @@ def start(
 
 
 async def _run(daemon: Daemon) -> None:
+    import asyncio  # not at the top: --help need not load it
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

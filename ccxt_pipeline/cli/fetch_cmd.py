@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -183,6 +182,8 @@ def _run(
     no_store: bool,
     json_out: bool,
 ) -> None:
+    import asyncio
+
     from ccxt_pipeline.collect.run import FetchReport, FetchRequest, run_fetch
 
     if selection.all_symbols and selection.symbols:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -67,6 +66,8 @@ def stream_liquidations(
 
       ccxt-cli stream-liquidations --all -e binance --duration 10m --json
     """
+    import asyncio
+
     from ccxt_pipeline.stream.run import LiquidationStream, StreamRequest
 
     settings = load(config, catalog)
@@ -101,6 +102,8 @@ stream_liquidations.__doc__ = f"{stream_liquidations.__doc__}\n\n    {EXIT_CODES
 
 
 async def _run(stream: LiquidationStream, health_seconds: float) -> StreamSummary:
+    import asyncio  # not at the top: --help need not load it
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,6 +131,8 @@ def _width() -> int:
 
 async def _health_lines(stream: LiquidationStream, every: float) -> None:
     """Every `every` seconds, one line per exchange (and one for the catalog while it cannot write)."""
+    import asyncio
+
     while True:
         await asyncio.sleep(every)
         now, width = now_ns(), _width()
