@@ -40,6 +40,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, CatalogWriter, DataKind
 from ccxt_pipeline.catalog.maintenance import compact
 from ccxt_pipeline.collect.run import FetchReport, FetchRequest, check_request, fetch_on
+from ccxt_pipeline.daemon import memory
 from ccxt_pipeline.daemon.control import DaemonPaths, write_atomic
 from ccxt_pipeline.daemon.pool import ClientPool
 from ccxt_pipeline.errors import ConfigError
@@ -95,6 +96,8 @@ class Daemon:
         self.exchange_state: dict[str, dict[str, Any]] = {n: {} for n in self.names}
         self._last_snapshot_ns: dict[str, int] = {}
         self.started_ns = now_ns()
+        self._trimmed = 0.0
+        """When allocators last handed free memory back (monotonic seconds)."""
         self.stream: LiquidationStream | None = None
         if settings.daemon.liquidations:
             with_stream = [n for n in self.names if get_venue(n).liquidations is not None]
@@ -113,6 +116,7 @@ class Daemon:
     # --- lifecycle ----------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        memory.limit_arenas()  # before the scheduler's and the writers' threads allocate
         scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
@@ -320,9 +324,11 @@ class Daemon:
 
     async def _status_job(self) -> None:
         """On the event loop (a coroutine job), so it can count the loop's tasks."""
-        # Arrow's allocator keeps freed blocks for reuse; hand them back so that resident memory tracks
-        # what is in use (a daemon that runs for months should not sit on its peak).
-        pa.default_memory_pool().release_unused()
+        # Allocators keep freed blocks for reuse; hand them back once a minute so that resident memory
+        # tracks what is in use (a daemon that runs for months should not sit on its peak).
+        if time.monotonic() - self._trimmed >= 60:
+            self._trimmed = time.monotonic()
+            memory.trim()
         self.write_status(tasks=len(asyncio.all_tasks()))
 
     def write_status(self, stopped: bool = False, tasks: int = 0) -> None:
