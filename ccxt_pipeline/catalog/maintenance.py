@@ -202,16 +202,7 @@ def _compact_folder(
     files = list_data_files(folder)
     report.folders += 1
     report.files_before += len(files)
-    today_day = today // NS_PER_DAY
-    # Every ended day that a file other than its own daily file touches gets rewritten.
-    days = sorted(
-        {
-            d
-            for f in files
-            if not _is_day_file(f)
-            for d in range(_day(f.start), min(_day(f.end), today_day - 1) + 1)
-        }
-    )
+    days = _days_to_rewrite(files, today)
     # Sources: every file whose range meets one of those days (the daily files of those days included, and
     # at most one file reaching into today). Files are disjoint, so the sources of one day are consecutive.
     sources = [f for f in files if _meets(f, days)]
@@ -220,66 +211,104 @@ def _compact_folder(
         return None
     source_paths = {f.path for f in sources}
     others = sum(_num_rows(f.path) for f in files if f.path not in source_paths)  # unchanged, under the lock
-    cache: dict[Path, pa.Table] = {}  # sources that reach past the day being written
-    read = placed = distinct = 0  # rows read; rows that fell in a day or in today's part; distinct keys
-    bounds: dict[Path, tuple[int, int]] = {}  # the ts_init range of each cached source's rows
-    written: dict[Path, int] = {}
+    run = _Rewrite(kind, folder, durable)
     first = 0
     for day in days:  # one day (plus the sources that span it) in memory at a time
         start, end = day * NS_PER_DAY, (day + 1) * NS_PER_DAY - 1
         while first < len(sources) and sources[first].end < start:
             first += 1
-        parts = []
-        i = first
-        while i < len(sources) and sources[i].start <= end:
-            f = sources[i]
-            i += 1
-            if f.path not in cache:
-                # An unreadable file is moved to quarantine by the read, with its rows: not ours to place.
-                stored = read_data_file(kind, f.path)
-                cache[f.path] = kind.schema.empty_table() if stored is None else stored
-                read += cache[f.path].num_rows
-                lo_hi = pc.min_max(cache[f.path].column("ts_init"))
-                bounds[f.path] = (lo_hi["min"].as_py() or 0, lo_hi["max"].as_py() or 0)
-            lo, hi = bounds[f.path]
-            whole = start <= lo and hi <= end  # (the common case of small files: no filter to run)
-            parts.append(cache[f.path] if whole else _between(cache[f.path], start, end))
-            if f.end <= end:
-                del cache[f.path]
-        table = pa.concat_tables(parts) if parts else kind.schema.empty_table()
-        placed += table.num_rows
-        rows, keys = _unique(kind, table, folder)
-        distinct += keys
-        if rows.num_rows:
-            written[folder / file_name(start, end)] = rows.num_rows
-            write_parquet_atomic(rows, folder / file_name(start, end), durable=durable)
+        if run.store(run.rows_between(sources, first, start, end), end, start):
             report.days_written += 1
     # What is left in memory is the file reaching into today (if any): its rows from today on stay in a
     # file of their own, named from its first such row to the old end (clear of every other file).
-    for f in [s for s in sources if s.path in cache]:
-        part = _between(cache.pop(f.path), today, f.end)
-        placed += part.num_rows
-        rest, keys = _unique(kind, part, folder)
-        distinct += keys
-        if rest.num_rows:
-            path = folder / file_name(int(rest.column("ts_init")[0].as_py()), f.end)
-            written[path] = rest.num_rows
-            write_parquet_atomic(rest, path, durable=durable)
-    # Never remove a source before every one of its rows is in a committed file: every row read fell in a
-    # day or in today's part, and the new files on disk hold what was written to them.
-    on_disk = sum(_num_rows(path) for path in written)
-    if placed != read or on_disk != sum(written.values()):
-        raise _stopped(folder, f"{read:,} rows read, {placed:,} placed, {on_disk:,} in the new files")
-    remove_files([f.path for f in sources if f.path not in written], durable=durable)
+    for f in [s for s in sources if s.path in run.cache]:
+        part = _between(run.cache.pop(f.path), today, f.end)
+        run.store(part, f.end)
+    on_disk = run.check()
+    remove_files([f.path for f in sources if f.path not in run.written], durable=durable)
     report.files_after += len(list_data_files(folder))
-    report.rows_before += read
+    report.rows_before += run.read
     report.rows_after += on_disk
     return {
         "at_ns": now_ns(),
-        "rows_before": others + read,
-        "duplicates_dropped": placed - distinct,
+        "rows_before": others + run.read,
+        "duplicates_dropped": run.placed - run.distinct,
         "rows_after": others + on_disk,
     }
+
+
+def _days_to_rewrite(files: list[DataFile], today: int) -> list[int]:
+    """Every ended day that a file other than its own daily file touches, ascending."""
+    today_day = today // NS_PER_DAY
+    return sorted(
+        {
+            d
+            for f in files
+            if not _is_day_file(f)
+            for d in range(_day(f.start), min(_day(f.end), today_day - 1) + 1)
+        }
+    )
+
+
+@dataclass
+class _Rewrite:
+    """One folder's sources being rewritten: those read and still needed, and the counts that prove that
+    every row read is in a new file."""
+
+    kind: DataKind
+    folder: Path
+    durable: bool
+    cache: dict[Path, pa.Table] = field(default_factory=dict)  # sources that reach past the day being written
+    bounds: dict[Path, tuple[int, int]] = field(default_factory=dict)  # each cached source's ts_init range
+    written: dict[Path, int] = field(default_factory=dict)  # new files and their rows
+    read: int = 0  # rows read
+    placed: int = 0  # rows that fell in a day or in today's part
+    distinct: int = 0  # distinct keys among them
+
+    def rows_between(self, sources: list[DataFile], first: int, start: int, end: int) -> pa.Table:
+        """The rows in [start, end] of the sorted `sources` from `first` (the first that meets the range); a
+        source that ends in the range is let go."""
+        parts = []
+        for f in sources[first:]:
+            if f.start > end:
+                break
+            if f.path not in self.cache:
+                # An unreadable file is moved to quarantine by the read, with its rows: not ours to place.
+                stored = read_data_file(self.kind, f.path)
+                table = self.cache[f.path] = self.kind.schema.empty_table() if stored is None else stored
+                self.read += table.num_rows
+                lo_hi = pc.min_max(table.column("ts_init"))
+                self.bounds[f.path] = (lo_hi["min"].as_py() or 0, lo_hi["max"].as_py() or 0)
+            lo, hi = self.bounds[f.path]
+            whole = start <= lo and hi <= end  # (the common case of small files: no filter to run)
+            parts.append(self.cache[f.path] if whole else _between(self.cache[f.path], start, end))
+            if f.end <= end:
+                del self.cache[f.path]
+        return pa.concat_tables(parts) if parts else self.kind.schema.empty_table()
+
+    def store(self, table: pa.Table, end: int, start: int | None = None) -> bool:
+        """Write the distinct rows of `table`, if any, to the file of [start, end] (start None: from the
+        first row's ts_init); True if written."""
+        self.placed += table.num_rows
+        rows, keys = _unique(self.kind, table, self.folder)
+        self.distinct += keys
+        if not rows.num_rows:
+            return False
+        path = self.folder / file_name(
+            int(rows.column("ts_init")[0].as_py()) if start is None else start, end
+        )
+        self.written[path] = rows.num_rows
+        write_parquet_atomic(rows, path, durable=self.durable)
+        return True
+
+    def check(self) -> int:
+        """The rows in the new files; stops the compaction unless every row read was placed and the new
+        files on disk hold what was written to them (never remove a source before that)."""
+        on_disk = sum(_num_rows(path) for path in self.written)
+        if self.placed != self.read or on_disk != sum(self.written.values()):
+            detail = f"{self.read:,} rows read, {self.placed:,} placed, {on_disk:,} in the new files"
+            raise _stopped(self.folder, detail)
+        return on_disk
 
 
 def _unique(kind: DataKind, table: pa.Table, folder: Path) -> tuple[pa.Table, int]:

@@ -18,14 +18,15 @@ and `to` take what the CLI takes (`2025-01-01`, an ISO time, `24h` before now). 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -39,7 +40,7 @@ from ccxt_pipeline.models import Side
 from ccxt_pipeline.serve import health as _health
 from ccxt_pipeline.serve import metrics as _metrics
 from ccxt_pipeline.serve.data import FileCache, read_events, read_liquidations
-from ccxt_pipeline.serve.heatmap import heatmap_of
+from ccxt_pipeline.serve.heatmap import heatmap
 from ccxt_pipeline.serve.series import series
 from ccxt_pipeline.settings import Settings
 from ccxt_pipeline.timeutil import NS_PER_DAY, now_ns, ns_to_iso, parse_duration, parse_when
@@ -73,38 +74,22 @@ MaxPoints = Annotated[
 ]
 
 
-def create_app(source: Settings | Path | str, *, cache_bytes: int = 512 * 1024 * 1024) -> FastAPI:
-    """The app over `source`: effective settings (their catalog and exchanges), or a catalog folder (the
-    default exchanges)."""
-    settings = source if isinstance(source, Settings) else Settings(catalog_path=Path(source))
-    root = Path(settings.catalog_path)
-    reader = CatalogReader(root)
-    cache = FileCache(cache_bytes)
-    paths = DaemonPaths.for_catalog(root)
-    configured = list(settings.exchanges)
-    enabled = settings.enabled_exchanges()
+@dataclass(frozen=True)
+class Served:
+    """What the endpoints read: the catalog (a reader and the file cache over it), the daemon's files, and
+    the exchanges configured and enabled. One per app, in `app.state.served`."""
 
-    app = FastAPI(
-        title="ccxt-pipeline",
-        version=__version__,
-        description="Read-only access to a ccxt-pipeline catalog: liquidations, open interest, funding, "
-        "and the collector daemon's health.",
-    )
+    root: Path
+    reader: CatalogReader
+    cache: FileCache
+    paths: DaemonPaths
+    configured: list[str]
+    enabled: list[str]
 
-    @app.exception_handler(PipelineError)
-    async def _bad_input(request: Request, exc: PipelineError) -> JSONResponse:
-        return JSONResponse({"detail": _one_line(exc)}, status_code=400)
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_type(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
-
-    def exchanges_of(text: str | None) -> list[str]:
+    def exchanges_of(self, text: str | None) -> list[str]:
+        """The `exchanges` parameter: a comma list of configured exchanges; empty: every enabled one."""
         if text is None or not text.strip():
-            return list(enabled)
+            return list(self.enabled)
         names = []
         for part in text.split(","):
             typed = part.strip()
@@ -114,105 +99,164 @@ def create_app(source: Settings | Path | str, *, cache_bytes: int = 512 * 1024 *
                 name = get_venue(typed).name
             except PipelineError:
                 name = None
-            if name is None or name not in configured:
-                raise BadParameter(f"unknown exchange '{typed}'; valid: {', '.join(configured)}")
+            if name is None or name not in self.configured:
+                raise BadParameter(f"unknown exchange '{typed}'; valid: {', '.join(self.configured)}")
             names.append(name)
         return list(dict.fromkeys(names))
 
-    def window(from_: str | None, to: str | None) -> tuple[int, int]:
-        now = now_ns()
-        end = parse_when(to, now, "to") if to else now
-        start = parse_when(from_, now, "from") if from_ else end - DEFAULT_SPAN_NS
-        if start > end:
-            raise BadParameter(f"from ({ns_to_iso(start)}) is after to ({ns_to_iso(end)})")
-        return start, end
 
-    def instruments(symbol: str, names: Sequence[str]) -> list[tuple[str, str]]:
-        return [(i.exchange, i.instrument_id) for i in resolve_many([symbol], names)]
+def _served(request: Request) -> Served:
+    served: Served = request.app.state.served
+    return served
 
-    @app.get("/exchanges", summary="Configured exchanges")
-    def list_exchanges() -> dict[str, Any]:
-        return {
-            "exchanges": [
-                {
-                    "name": name,
-                    "enabled": name in enabled,
-                    "streams_liquidations": get_venue(name).liquidations is not None,
-                    "nautilus_venue": get_venue(name).nautilus_venue,
-                }
-                for name in configured
-            ]
-        }
 
-    @app.get("/exchanges/health", summary="Per-exchange health from the daemon's status file")
-    def exchange_health() -> dict[str, Any]:
-        return _health.exchange_health(read_status(paths), is_locked(paths), enabled, now_ns())
+Catalog = Annotated[Served, Depends(_served)]
+router = APIRouter()
+_STATIC = resources.files("ccxt_pipeline.serve") / "static"
 
-    @app.get("/liquidations", summary="Stored liquidations, oldest first, paged")
-    def liquidations(
-        symbol: OptSymbol = None,
-        exchanges: Exchanges = None,
-        from_: From = None,
-        to: To = None,
-        side: Annotated[
-            str | None, Query(description="LONG or SHORT: the side of the position liquidated.")
-        ] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000,
-        cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
-    ) -> Response:
-        names = exchanges_of(exchanges)
-        start, end = window(from_, to)
-        if side is not None and side.upper() not in Side.__members__:
-            raise BadParameter(
-                f"unknown side {side!r}; valid: LONG, SHORT (the side of the position liquidated)"
-            )
-        after_ts, skip = _read_cursor(cursor)
-        if after_ts is not None:
-            start = max(start, after_ts)
-        if symbol:
-            ids = [iid for _, iid in instruments(symbol, names)]
-        else:
-            ids = reader.resolve_instruments(LIQUIDATION, exchanges=names)
-        table = read_liquidations(root, cache, ids, start, end)
-        if side is not None:
-            table = table.filter(pc.equal(table.column("side"), side.upper()))
-        table = table.sort_by([(c, "ascending") for c in _ORDER])
-        if after_ts is not None and skip:
-            same = pc.sum(pc.equal(table.column("ts_init"), after_ts)).as_py() or 0
-            table = table.slice(min(skip, same))
-        page = table.slice(0, limit)
-        next_cursor = None
-        if table.num_rows > limit:
-            last_ts = page.column("ts_init")[-1].as_py()
-            same_on_page = pc.sum(pc.equal(page.column("ts_init"), last_ts)).as_py() or 0
-            already = skip if after_ts == last_ts else 0
-            next_cursor = f"{last_ts}.{already + same_on_page}"
-        return _json({"rows": _rows(page), "next_cursor": next_cursor})
 
-    @app.get("/liquidations/heatmap", summary="Liquidated notional per time x price bucket, long and short")
-    def liquidation_heatmap(
+def create_app(source: Settings | Path | str, *, cache_bytes: int = 512 * 1024 * 1024) -> FastAPI:
+    """The app over `source`: effective settings (their catalog and exchanges), or a catalog folder (the
+    default exchanges)."""
+    settings = source if isinstance(source, Settings) else Settings(catalog_path=Path(source))
+    root = Path(settings.catalog_path)
+    app = FastAPI(
+        title="ccxt-pipeline",
+        version=__version__,
+        description="Read-only access to a ccxt-pipeline catalog: liquidations, open interest, funding, "
+        "and the collector daemon's health.",
+    )
+    app.add_exception_handler(PipelineError, _bad_input)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _bad_type)  # type: ignore[arg-type]
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(_STATIC), check_dir=False), name="static")
+    app.state.served = Served(
+        root=root,
+        reader=CatalogReader(root),
+        cache=FileCache(cache_bytes),
+        paths=DaemonPaths.for_catalog(root),
+        configured=list(settings.exchanges),
+        enabled=settings.enabled_exchanges(),
+    )
+    app.state.cache = app.state.served.cache
+    return app
+
+
+async def _bad_input(request: Request, exc: PipelineError) -> JSONResponse:
+    return JSONResponse({"detail": _one_line(exc)}, status_code=400)
+
+
+async def _bad_type(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+    return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+
+def _window(from_: str | None, to: str | None) -> tuple[int, int]:
+    now = now_ns()
+    end = parse_when(to, now, "to") if to else now
+    start = parse_when(from_, now, "from") if from_ else end - DEFAULT_SPAN_NS
+    if start > end:
+        raise BadParameter(f"from ({ns_to_iso(start)}) is after to ({ns_to_iso(end)})")
+    return start, end
+
+
+def _instruments(symbol: str, names: Sequence[str]) -> list[tuple[str, str]]:
+    return [(i.exchange, i.instrument_id) for i in resolve_many([symbol], names)]
+
+
+@router.get("/exchanges", summary="Configured exchanges")
+def list_exchanges(served: Catalog) -> dict[str, Any]:
+    return {
+        "exchanges": [
+            {
+                "name": name,
+                "enabled": name in served.enabled,
+                "streams_liquidations": get_venue(name).liquidations is not None,
+                "nautilus_venue": get_venue(name).nautilus_venue,
+            }
+            for name in served.configured
+        ]
+    }
+
+
+@router.get("/exchanges/health", summary="Per-exchange health from the daemon's status file")
+def exchange_health(served: Catalog) -> dict[str, Any]:
+    paths = served.paths
+    return _health.exchange_health(read_status(paths), is_locked(paths), served.enabled, now_ns())
+
+
+@router.get("/liquidations", summary="Stored liquidations, oldest first, paged")
+def liquidations(
+    served: Catalog,
+    symbol: OptSymbol = None,
+    exchanges: Exchanges = None,
+    from_: From = None,
+    to: To = None,
+    side: Annotated[
+        str | None, Query(description="LONG or SHORT: the side of the position liquidated.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> Response:
+    names = served.exchanges_of(exchanges)
+    start, end = _window(from_, to)
+    if side is not None and side.upper() not in Side.__members__:
+        raise BadParameter(f"unknown side {side!r}; valid: LONG, SHORT (the side of the position liquidated)")
+    after_ts, skip = _read_cursor(cursor)
+    if after_ts is not None:
+        start = max(start, after_ts)
+    if symbol:
+        ids = [iid for _, iid in _instruments(symbol, names)]
+    else:
+        ids = served.reader.resolve_instruments(LIQUIDATION, exchanges=names)
+    table = read_liquidations(served.root, served.cache, ids, start, end)
+    if side is not None:
+        table = table.filter(pc.equal(table.column("side"), side.upper()))
+    table = table.sort_by([(c, "ascending") for c in _ORDER])
+    if after_ts is not None and skip:
+        same = pc.sum(pc.equal(table.column("ts_init"), after_ts)).as_py() or 0
+        table = table.slice(min(skip, same))
+    page = table.slice(0, limit)
+    more = table.num_rows > limit
+    return _json({"rows": _rows(page), "next_cursor": _next_cursor(page, after_ts, skip) if more else None})
+
+
+@router.get("/liquidations/heatmap", summary="Liquidated notional per time x price bucket, long and short")
+def liquidation_heatmap(
+    served: Catalog,
+    symbol: Symbol,
+    exchanges: Exchanges = None,
+    from_: From = None,
+    to: To = None,
+    bucket: Annotated[str, Query(description="auto, or a duration: 5m, 1h.")] = "auto",
+    price_step: Annotated[str, Query(description="auto, or a price step: 50.")] = "auto",
+) -> Response:
+    names = served.exchanges_of(exchanges)
+    start, end = _window(from_, to)
+    bucket_ns = None if bucket.strip() == "auto" else parse_duration(bucket, "bucket")
+    step = None if price_step.strip() == "auto" else _positive(price_step, "price_step")
+    ids = _instruments(symbol, names)
+    events = read_events(served.root, served.cache, [iid for _, iid in ids], start, end)
+    data = heatmap(events, start, end, bucket_ns=bucket_ns, price_step=step, exchanges=names)
+    return _json({"symbol": symbol, "exchanges": names, "instrument_ids": dict(ids), **data})
+
+
+def _line_series(kind: DataKind) -> Callable[..., Response]:
+    """The endpoint of one line per exchange of `kind` (open interest, funding): the same parameters."""
+
+    def endpoint(
+        served: Catalog,
         symbol: Symbol,
         exchanges: Exchanges = None,
         from_: From = None,
         to: To = None,
-        bucket: Annotated[str, Query(description="auto, or a duration: 5m, 1h.")] = "auto",
-        price_step: Annotated[str, Query(description="auto, or a price step: 50.")] = "auto",
+        max_points: MaxPoints = 2000,
     ) -> Response:
-        names = exchanges_of(exchanges)
-        start, end = window(from_, to)
-        bucket_ns = None if bucket.strip() == "auto" else parse_duration(bucket, "bucket")
-        step = None if price_step.strip() == "auto" else _positive(price_step, "price_step")
-        ids = instruments(symbol, names)
-        events = read_events(root, cache, [iid for _, iid in ids], start, end)
-        data = heatmap_of(events, start, end, bucket_ns=bucket_ns, price_step=step, exchanges=names)
-        return _json({"symbol": symbol, "exchanges": names, "instrument_ids": dict(ids), **data})
-
-    def line_series(
-        kind: DataKind, symbol: str, exchanges: str | None, from_: str | None, to: str | None, max_points: int
-    ) -> Response:
-        names = exchanges_of(exchanges)
-        start, end = window(from_, to)
-        data = series(reader, kind, instruments(symbol, names), start, end, max_points)
+        names = served.exchanges_of(exchanges)
+        start, end = _window(from_, to)
+        data = series(served.reader, kind, _instruments(symbol, names), start, end, max_points)
         return _json(
             {
                 "symbol": symbol,
@@ -224,43 +268,35 @@ def create_app(source: Settings | Path | str, *, cache_bytes: int = 512 * 1024 *
             }
         )
 
-    @app.get("/open-interest", summary="Open interest per exchange (base units, one side of the market)")
-    def open_interest(
-        symbol: Symbol,
-        exchanges: Exchanges = None,
-        from_: From = None,
-        to: To = None,
-        max_points: MaxPoints = 2000,
-    ) -> Response:
-        return line_series(OPEN_INTEREST, symbol, exchanges, from_, to, max_points)
+    return endpoint
 
-    @app.get("/funding", summary="Settled funding rates per exchange (fraction per interval)")
-    def funding(
-        symbol: Symbol,
-        exchanges: Exchanges = None,
-        from_: From = None,
-        to: To = None,
-        max_points: MaxPoints = 2000,
-    ) -> Response:
-        return line_series(FUNDING_RATE, symbol, exchanges, from_, to, max_points)
 
-    @app.get("/metrics", summary="Prometheus metrics from the daemon's status file")
-    def metrics() -> Response:
-        text = _metrics.render(read_status(paths), is_locked(paths), now_ns())
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+router.add_api_route(
+    "/open-interest",
+    _line_series(OPEN_INTEREST),
+    name="open_interest",
+    summary="Open interest per exchange (base units, one side of the market)",
+)
+router.add_api_route(
+    "/funding",
+    _line_series(FUNDING_RATE),
+    name="funding",
+    summary="Settled funding rates per exchange (fraction per interval)",
+)
 
-    static = resources.files("ccxt_pipeline.serve") / "static"
-    app.mount("/static", StaticFiles(directory=str(static), check_dir=False), name="static")
 
-    @app.get("/", include_in_schema=False)
-    def page() -> HTMLResponse:
-        index = static / "index.html"
-        if index.is_file():
-            return HTMLResponse(index.read_text(encoding="utf-8"))
-        return HTMLResponse("<p>ccxt-pipeline API: see <a href='docs'>/docs</a></p>")
+@router.get("/metrics", summary="Prometheus metrics from the daemon's status file")
+def metrics(served: Catalog) -> Response:
+    text = _metrics.render(read_status(served.paths), is_locked(served.paths), now_ns())
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    app.state.cache = cache
-    return app
+
+@router.get("/", include_in_schema=False)
+def page() -> HTMLResponse:
+    index = _STATIC / "index.html"
+    if index.is_file():
+        return HTMLResponse(index.read_text(encoding="utf-8"))
+    return HTMLResponse("<p>ccxt-pipeline API: see <a href='docs'>/docs</a></p>")
 
 
 _ORDER = ("ts_init", "instrument_id", "ts_event", "side", "price", "quantity")
@@ -275,6 +311,14 @@ def _read_cursor(cursor: str | None) -> tuple[int | None, int]:
     if not (ts.isdigit() and skip.isdigit()):
         raise BadParameter(f"bad cursor {cursor!r}: pass next_cursor from the previous page as it is")
     return int(ts), int(skip)
+
+
+def _next_cursor(page: pa.Table, after_ts: int | None, skip: int) -> str:
+    """The cursor after a full `page`: its last ts_init and how many rows with that ts_init are given."""
+    last_ts = page.column("ts_init")[-1].as_py()
+    same_on_page = pc.sum(pc.equal(page.column("ts_init"), last_ts)).as_py() or 0
+    already = skip if after_ts == last_ts else 0
+    return f"{last_ts}.{already + same_on_page}"
 
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:

@@ -120,7 +120,7 @@ class Events:
 
 
 def heatmap(
-    table: pa.Table,
+    events: Events | pa.Table,
     start: int,
     end: int,
     *,
@@ -128,25 +128,47 @@ def heatmap(
     price_step: float | None = None,
     exchanges: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The heatmap of the rows of `table` (which the caller selected with `start <= ts_init <= end`).
+    """The heatmap of `events` (which the caller selected with `start <= ts_init <= end`): arrays, or a table
+    of stored liquidations (:meth:`Events.of_table`).
 
     `bucket_ns`/`price_step` None: chosen automatically. `exchanges`: listed in `totals` even without
     events. Raises InputError (subject `bucket` or `price_step`) when the grid would be too large."""
-    return heatmap_of(
-        Events.of_table(table), start, end, bucket_ns=bucket_ns, price_step=price_step, exchanges=exchanges
-    )
+    if isinstance(events, pa.Table):
+        events = Events.of_table(events)
+    bucket_ns, t0, n_time = _time_grid(start, end, bucket_ns)
+    if price_step is not None and not (math.isfinite(price_step) and price_step > 0):
+        raise InputError("price_step", f"price_step must be a number above zero (got {price_step})")
+    present = [
+        events.names[i] for i in np.flatnonzero(np.bincount(events.exchange, minlength=len(events.names)))
+    ]
+    names = list(dict.fromkeys([*exchanges, *sorted(present)]))
+    result: dict[str, Any] = {
+        "from": ns_to_iso(start),
+        "from_ns": start,
+        "to": ns_to_iso(end),
+        "to_ns": end,
+        "bucket_ns": bucket_ns,
+        "price_step": price_step,
+        "time_buckets": [t0 + i * bucket_ns for i in range(n_time)],
+        "price_buckets": [],
+        "cells": [],
+        "totals": {name: {"long": 0.0, "short": 0.0} for name in names},
+        "events": len(events),
+    }
+    if len(events) == 0:
+        return result
+    if price_step is None:
+        price_step = auto_price_step(float(events.price.min()), float(events.price.max()))
+    grid = _Grid(names, t0, bucket_ns, n_time, price_step, events)
+    result["price_step"] = price_step
+    result["price_buckets"] = [_round(i * price_step) for i in range(grid.p_lo, grid.p_lo + grid.n_price)]
+    result["cells"] = grid.cells(events.notional)
+    result["totals"] = grid.totals(events.notional)
+    return result
 
 
-def heatmap_of(
-    events: Events,
-    start: int,
-    end: int,
-    *,
-    bucket_ns: int | None = None,
-    price_step: float | None = None,
-    exchanges: Sequence[str] = (),
-) -> dict[str, Any]:
-    """:func:`heatmap` of events already in arrays (the rows with `start <= ts_init <= end`)."""
+def _time_grid(start: int, end: int, bucket_ns: int | None) -> tuple[int, int, int]:
+    """(bucket size, first bucket's start, number of buckets) covering [start, end]."""
     if end < start:
         raise InputError("end", f"the end {ns_to_iso(end)} is before the start {ns_to_iso(start)}")
     if bucket_ns is None:
@@ -161,78 +183,68 @@ def heatmap_of(
             f"{n_time:,} time buckets of {bucket_ns / NS_PER_SECOND:g}s for this range "
             f"(at most {MAX_BUCKETS:,}): use a larger bucket or a shorter range",
         )
-    if price_step is not None and not (math.isfinite(price_step) and price_step > 0):
-        raise InputError("price_step", f"price_step must be a number above zero (got {price_step})")
-    present = [
-        events.names[i] for i in np.flatnonzero(np.bincount(events.exchange, minlength=len(events.names)))
-    ]
-    names = list(dict.fromkeys([*exchanges, *sorted(present)]))
-    totals = {name: {"long": 0.0, "short": 0.0} for name in names}
-    result: dict[str, Any] = {
-        "from": ns_to_iso(start),
-        "from_ns": start,
-        "to": ns_to_iso(end),
-        "to_ns": end,
-        "bucket_ns": bucket_ns,
-        "price_step": price_step,
-        "time_buckets": [t0 + i * bucket_ns for i in range(n_time)],
-        "price_buckets": [],
-        "cells": [],
-        "totals": totals,
-        "events": len(events),
-    }
-    if len(events) == 0:
-        return result
+    return bucket_ns, t0, n_time
 
-    ts, price, notional = events.ts, events.price, events.notional
-    short = events.short.astype(np.int64)
-    remap = np.array([names.index(name) for name in events.names], dtype=np.int64)
-    ex = remap[events.exchange]
 
-    if price_step is None:
-        price_step = auto_price_step(float(price.min()), float(price.max()))
-        result["price_step"] = price_step
-    p_idx = np.floor(price / price_step + _EPS).astype(np.int64)
-    p_lo = int(p_idx.min())
-    n_price = int(p_idx.max()) - p_lo + 1
-    if n_price > MAX_BUCKETS:
-        raise InputError(
-            "price_step",
-            f"{n_price:,} price buckets of {price_step:g} for prices {price.min():g} to {price.max():g} "
-            f"(at most {MAX_BUCKETS:,}): use a larger price_step",
-        )
-    t_idx = (ts - t0) // bucket_ns
-    n_ex = len(names)
-    key = ((t_idx * n_price + (p_idx - p_lo)) * n_ex + ex) * 2 + short
-    size = n_time * n_price * n_ex * 2
-    if size <= 8_000_000:  # a dense sum is cheaper than sorting the keys
-        sums = np.bincount(key, weights=notional, minlength=size)
-        used = np.flatnonzero(np.bincount(key, minlength=size))
-        sums = sums[used]
-    else:
-        used, inverse = np.unique(key, return_inverse=True)
-        sums = np.bincount(inverse, weights=notional)
+class _Grid:
+    """Each event's integer key (time bucket, price bucket, exchange, side), to sum notional per key."""
 
-    rest, side = np.divmod(used, 2)
-    rest, ex_code = np.divmod(rest, n_ex)
-    t_cell, p_cell = np.divmod(rest, n_price)
-    cells: dict[tuple[int, int], dict[str, Any]] = {}
-    for t, p, e, s, value in zip(
-        t_cell.tolist(), p_cell.tolist(), ex_code.tolist(), side.tolist(), sums.tolist(), strict=True
-    ):
-        cell = cells.get((t, p))
-        if cell is None:
-            cell = cells[(t, p)] = {"t": t, "p": p, "long": 0.0, "short": 0.0, "by_exchange": {}}
-        which = "short" if s else "long"
-        cell[which] += value
-        per = cell["by_exchange"].setdefault(names[e], {"long": 0.0, "short": 0.0})
-        per[which] += value
-    per_ex = np.bincount(ex * 2 + short, weights=notional, minlength=n_ex * 2)
-    for i, name in enumerate(names):
-        totals[name] = {"long": float(per_ex[2 * i]), "short": float(per_ex[2 * i + 1])}
-    result["price_buckets"] = [_round(i * price_step) for i in range(p_lo, p_lo + n_price)]
-    result["cells"] = list(cells.values())
-    return result
+    def __init__(
+        self, names: list[str], t0: int, bucket_ns: int, n_time: int, price_step: float, events: Events
+    ) -> None:
+        price = events.price
+        p_idx = np.floor(price / price_step + _EPS).astype(np.int64)
+        self.p_lo = int(p_idx.min())
+        self.n_price = int(p_idx.max()) - self.p_lo + 1
+        if self.n_price > MAX_BUCKETS:
+            raise InputError(
+                "price_step",
+                f"{self.n_price:,} price buckets of {price_step:g} for prices {price.min():g} to {price.max():g} "
+                f"(at most {MAX_BUCKETS:,}): use a larger price_step",
+            )
+        self.names = names
+        self.n_time = n_time
+        remap = np.array([names.index(name) for name in events.names], dtype=np.int64)
+        self.ex_side = remap[events.exchange] * 2 + events.short.astype(np.int64)
+        t_idx = (events.ts - t0) // bucket_ns
+        self.key = (t_idx * self.n_price + (p_idx - self.p_lo)) * (len(names) * 2) + self.ex_side
+
+    def cells(self, notional: np.ndarray[Any, np.dtype[np.float64]]) -> list[dict[str, Any]]:
+        """The cells with events: `t`, `p` (bucket indexes), `long`, `short` and the same `by_exchange`."""
+        used, sums = self._sums(notional)
+        rest, side = np.divmod(used, 2)
+        rest, ex_code = np.divmod(rest, len(self.names))
+        t_cell, p_cell = np.divmod(rest, self.n_price)
+        cells: dict[tuple[int, int], dict[str, Any]] = {}
+        for t, p, e, s, value in zip(
+            t_cell.tolist(), p_cell.tolist(), ex_code.tolist(), side.tolist(), sums.tolist(), strict=True
+        ):
+            cell = cells.get((t, p))
+            if cell is None:
+                cell = cells[(t, p)] = {"t": t, "p": p, "long": 0.0, "short": 0.0, "by_exchange": {}}
+            which = "short" if s else "long"
+            cell[which] += value
+            per = cell["by_exchange"].setdefault(self.names[e], {"long": 0.0, "short": 0.0})
+            per[which] += value
+        return list(cells.values())
+
+    def _sums(self, notional: np.ndarray[Any, np.dtype[np.float64]]) -> tuple[np.ndarray[Any, Any], Any]:
+        """The keys used, ascending, and the notional summed per key."""
+        size = self.n_time * self.n_price * len(self.names) * 2
+        if size <= 8_000_000:  # a dense sum is cheaper than sorting the keys
+            sums = np.bincount(self.key, weights=notional, minlength=size)
+            used = np.flatnonzero(np.bincount(self.key, minlength=size))
+            return used, sums[used]
+        used, inverse = np.unique(self.key, return_inverse=True)
+        return used, np.bincount(inverse, weights=notional)
+
+    def totals(self, notional: np.ndarray[Any, np.dtype[np.float64]]) -> dict[str, dict[str, float]]:
+        """Every event's notional per exchange and side: what the cells add up to."""
+        per_ex = np.bincount(self.ex_side, weights=notional, minlength=len(self.names) * 2)
+        return {
+            name: {"long": float(per_ex[2 * i]), "short": float(per_ex[2 * i + 1])}
+            for i, name in enumerate(self.names)
+        }
 
 
 def _np(col: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
