@@ -53,6 +53,9 @@ MAX_BUCKETS = 10_000
 """Most time buckets, and most price buckets, one heatmap may have (a bigger one is a bad parameter)."""
 
 _EPS = 1e-9  # `price / step` a hair below an integer is that integer (0.3 / 0.1 = 2.9999999999999996)
+_REL_EPS = (
+    1e-12  # the same hair for a large quotient, where 1e-9 is below one ulp (256 / 5e-6 = 51199999.99999999)
+)
 
 
 def auto_bucket(span_ns: int) -> int:
@@ -193,7 +196,8 @@ class _Grid:
         self, names: list[str], t0: int, bucket_ns: int, n_time: int, price_step: float, events: Events
     ) -> None:
         price = events.price
-        p_idx = np.floor(price / price_step + _EPS).astype(np.int64)
+        quotient = price / price_step
+        p_idx = np.floor(quotient + np.maximum(np.abs(quotient) * _REL_EPS, _EPS)).astype(np.int64)
         self.p_lo = int(p_idx.min())
         self.n_price = int(p_idx.max()) - self.p_lo + 1
         if self.n_price > MAX_BUCKETS:
