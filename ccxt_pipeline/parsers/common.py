@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccxt_pipeline.timeutil import NS_PER_MS
+
+if TYPE_CHECKING:
+    from ccxt_pipeline.instruments import Instrument
 
 
 def number(value: Any) -> float | None:
@@ -43,3 +46,13 @@ def interval_minutes(text: Any) -> int | None:
 def info(item: Mapping[str, Any]) -> Mapping[str, Any]:
     raw = item.get("info")
     return raw if isinstance(raw, Mapping) else {}
+
+
+def stamped(inst: Instrument, ts_event: int | None, ts_init: int) -> dict[str, Any]:
+    """The fields every record starts with: whose it is (exchange, instrument id) and its two times."""
+    return {
+        "exchange": inst.exchange,
+        "instrument_id": inst.instrument_id,
+        "ts_event": ts_event,
+        "ts_init": ts_init,
+    }

@@ -7,7 +7,7 @@ from typing import Any
 
 from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import FundingRate, FundingRateEstimate, validate_record
-from ccxt_pipeline.parsers.common import info, interval_minutes, ms_to_ns_or, number, positive
+from ccxt_pipeline.parsers.common import info, interval_minutes, ms_to_ns_or, number, positive, stamped
 from ccxt_pipeline.timeutil import NS_PER_MINUTE
 
 # Funding intervals exchanges use, in minutes. A spacing between two settlements that is not one of these
@@ -48,10 +48,7 @@ def parse_funding_history(
             validate_record(
                 FundingRate,
                 {
-                    "exchange": inst.exchange,
-                    "instrument_id": inst.instrument_id,
-                    "ts_event": ts,
-                    "ts_init": ts,
+                    **stamped(inst, ts, ts),
                     "rate": number(row.get("fundingRate")),
                     "interval_minutes": interval,
                 },
@@ -77,10 +74,7 @@ def parse_funding_estimate(
     return validate_record(
         FundingRateEstimate,
         {
-            "exchange": inst.exchange,
-            "instrument_id": inst.instrument_id,
-            "ts_event": ms_to_ns_or(item.get("timestamp"), received_ns),
-            "ts_init": received_ns,
+            **stamped(inst, ms_to_ns_or(item.get("timestamp"), received_ns), received_ns),
             "rate": number(item.get("fundingRate")),
             "next_funding_ns": ms_to_ns_or(raw_next, 0) or None,
             "interval_minutes": interval_minutes(item.get("interval")) or interval,

@@ -27,7 +27,7 @@ from typing import Any
 from ccxt_pipeline.errors import RecordError
 from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import Liquidation, Side, validate_record
-from ccxt_pipeline.parsers.common import number
+from ccxt_pipeline.parsers.common import number, stamped
 from ccxt_pipeline.timeutil import NS_PER_MS
 from ccxt_pipeline.venues import LiquidationWire
 
@@ -118,10 +118,7 @@ def _parse_item(
     return validate_record(
         Liquidation,
         {
-            "exchange": inst.exchange,
-            "instrument_id": inst.instrument_id,
-            "ts_event": ts_event,
-            "ts_init": received_ns,
+            **stamped(inst, ts_event, received_ns),
             "side": side,
             "quantity": quantity,
             "price": price,

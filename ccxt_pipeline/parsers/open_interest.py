@@ -24,7 +24,7 @@ import pyarrow as pa
 from ccxt_pipeline.catalog.schema import OPEN_INTEREST, conform_table
 from ccxt_pipeline.instruments import Instrument
 from ccxt_pipeline.models import OpenInterest, validate_record
-from ccxt_pipeline.parsers.common import info, ms_to_ns_or, number, positive
+from ccxt_pipeline.parsers.common import info, ms_to_ns_or, number, positive, stamped
 from ccxt_pipeline.timeutil import NS_PER_MS
 from ccxt_pipeline.venues import OpenInterestFields
 
@@ -73,10 +73,7 @@ def parse_open_interest(
     return validate_record(
         OpenInterest,
         {
-            "exchange": inst.exchange,
-            "instrument_id": inst.instrument_id,
-            "ts_event": ts_event,
-            "ts_init": ts_init,
+            **stamped(inst, ts_event, ts_init),
             "open_interest": amount,
             "open_interest_value": value,
         },
@@ -101,10 +98,7 @@ def parse_ticker_open_interest(
     return validate_record(
         OpenInterest,
         {
-            "exchange": inst.exchange,
-            "instrument_id": inst.instrument_id,
-            "ts_event": ms_to_ns_or(ticker.get("timestamp"), received_ns),
-            "ts_init": received_ns,
+            **stamped(inst, ms_to_ns_or(ticker.get("timestamp"), received_ns), received_ns),
             "open_interest": amount,
             "open_interest_value": value,
         },
