@@ -34,13 +34,15 @@ async def until(predicate: Callable[[], object], within: float = 10.0, what: str
         await asyncio.sleep(0.01)
 
 
-def wait_for(predicate: Callable[[], object], what: str, within: float = 30.0) -> None:
-    """`until` for a test thread that runs no event loop (the CLI in a subprocess or thread): polls every 50 ms."""
+def wait_for(predicate: Callable[[], Any], what: str, within: float = 30.0) -> Any:
+    """`until` for a test thread that runs no event loop (the CLI in a subprocess or thread): polls every 50 ms;
+    the first true value of `predicate()`."""
     deadline = time.monotonic() + within
-    while not predicate():
+    while not (value := predicate()):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not met within {within:g}s")
         time.sleep(0.05)
+    return value
 
 
 @contextlib.asynccontextmanager

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +37,10 @@ from typer.testing import CliRunner
 from ccxt_pipeline.catalog import FUNDING_RATE, LIQUIDATION, OPEN_INTEREST, CatalogReader
 from ccxt_pipeline.cli import app
 from ccxt_pipeline.serve.api import create_app
+from ccxt_pipeline.serve.plot import CHROMIUM_OFFLINE_FLAGS
 from ccxt_pipeline.settings import load_settings
 from ccxt_pipeline.simulator.server import ExchangeSimulator
-from tests.conftest import SimulatorThread
+from tests.conftest import SimulatorThread, wait_for
 from tests.test_daemon import daemon_config, start_daemon
 from tests.test_stream import expected_row, stored_rows
 
@@ -47,18 +48,7 @@ pytestmark = pytest.mark.browser
 
 REQUIRED = os.environ.get("REQUIRE_BROWSER_TESTS") == "1"
 """Set by .ci/run: a missing browser is a failure there, not a skip."""
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,1500",
-)
+CHROMIUM_FLAGS = (*CHROMIUM_OFFLINE_FLAGS, "--disable-dev-shm-usage", "--window-size=1280,1500")
 SYMBOL = "BTCUSDT-PERP"
 
 
@@ -72,18 +62,6 @@ def chromium_or_fail() -> tuple[str, str]:
     if REQUIRED:
         pytest.fail(message)
     pytest.skip(message)
-
-
-def until(predicate: Callable[[], Any], within: float, what: str) -> Any:
-    """Wait for a truthy value of `predicate` (checked every 50 ms); fail naming `what` after `within` s."""
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {within:g}s")
-        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -114,7 +92,7 @@ class ServerThread:
 
     def __enter__(self) -> ServerThread:
         self.thread.start()
-        until(lambda: self.server.started, 20, "the web server started")
+        wait_for(lambda: self.server.started, "the web server started", within=20)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -147,15 +125,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         proc = start_daemon(config, tmp / "daemon.log")
         catalog = tmp / "catalog"
         try:
-            until(lambda: stored_everything(catalog), 45, "the daemon stored liquidations, OI and funding")
+            wait_for(
+                lambda: stored_everything(catalog),
+                "the daemon stored liquidations, OI and funding",
+                within=45,
+            )
             # No more liquidations: the heatmap holds still while the tests compare it with the API.
             sim.liquidations.rate_per_s = {}
-            until(
+            wait_for(
                 lambda: (
                     sorted(stored_rows(catalog)) == sorted(expected_row(e) for e in sim.liquidations.sent)
                 ),
-                10,
                 "every liquidation sent is stored",
+                within=10,
             )
             port = free_port()
             with ServerThread(create_app(load_settings(config)), port):
@@ -228,7 +210,7 @@ def api_heatmap(site: Site, page: dict[str, Any]) -> dict[str, Any]:
 
 def open_page(driver: WebDriver, site: Site, query: str) -> None:
     driver.get(f"{site.url}/?{query}")
-    until(lambda: refreshes(driver) >= 1, 20, "the page drew its charts")
+    wait_for(lambda: refreshes(driver) >= 1, "the page drew its charts", within=20)
 
 
 def test_heatmap_draws_the_apis_cells_long_and_short_apart(site: Site, browser: WebDriver) -> None:
@@ -257,7 +239,7 @@ def test_exchange_selector_changes_what_is_drawn(site: Site, browser: WebDriver)
     assert both["mentions"]["bybit"] > 0
     seen = refreshes(browser)
     browser.find_element(By.CSS_SELECTOR, '#exchanges input[value="binance"]').click()
-    until(lambda: refreshes(browser) > seen, 15, "the page redrew after the selector changed")
+    wait_for(lambda: refreshes(browser) > seen, "the page redrew after the selector changed", within=15)
     page = drawn(browser)
     assert page["exchanges"] == "bybit,hyperliquid"
     api = api_heatmap(site, page)
@@ -282,15 +264,17 @@ def test_badge_leaves_green_within_10s_of_a_stream_cut_and_the_page_goes_on(
     # Binance keeps streaming: a quiet stream turns amber after `stream.stale_seconds` (3 s here) by itself.
     site.sim.liquidations.rate_per_s = {"binance": 10.0}
     open_page(browser, site, "range=24h&refresh=2&health=1")
-    until(lambda: refreshes(browser) >= 2, 15, "the page redrew by itself")
-    until(
-        lambda: badge(browser, "bybit")[0] == badge(browser, "binance")[0] == "green", 20, "both badges green"
+    wait_for(lambda: refreshes(browser) >= 2, "the page redrew by itself", within=15)
+    wait_for(
+        lambda: badge(browser, "bybit")[0] == badge(browser, "binance")[0] == "green",
+        "both badges green",
+        within=20,
     )
     # Cut Bybit's stream: its sockets dropped, and whatever reconnects hears nothing (no events, acks, pongs).
     site.sim.liquidations.silence("bybit", 120)
     site.sim.liquidations.drop_connections("bybit")
     cut = time.monotonic()
-    until(lambda: badge(browser, "bybit")[0] in ("red", "amber"), 10, "the bybit badge left green")
+    wait_for(lambda: badge(browser, "bybit")[0] in ("red", "amber"), "the bybit badge left green", within=10)
     took = time.monotonic() - cut
     status, reason = badge(browser, "bybit")
     print(f"bybit badge {status} {took:.1f}s after the cut: {reason}")
@@ -300,7 +284,7 @@ def test_badge_leaves_green_within_10s_of_a_stream_cut_and_the_page_goes_on(
     # The rest of the page still works: a redraw answers, the heatmap and the lines are all there.
     seen = refreshes(browser)
     browser.find_element(By.CSS_SELECTOR, "#controls button[type=submit]").click()
-    until(lambda: refreshes(browser) > seen, 15, "the page redrew during the cut")
+    wait_for(lambda: refreshes(browser) > seen, "the page redrew during the cut", within=15)
     page = drawn(browser)
     assert page["errors"] == []
     # Binance events go on arriving; the API may have stored one more that fell before the page's `to`.
@@ -308,7 +292,7 @@ def test_badge_leaves_green_within_10s_of_a_stream_cut_and_the_page_goes_on(
     assert page["oi"] == ["binance", "bybit", "hyperliquid"]
     # Back: the badge turns green again once the stream hears from Bybit.
     site.sim.liquidations.silence("bybit", 0)
-    until(lambda: badge(browser, "bybit")[0] == "green", 30, "the bybit badge green again")
+    wait_for(lambda: badge(browser, "bybit")[0] == "green", "the bybit badge green again", within=30)
     site.sim.liquidations.rate_per_s = {}
 
 
@@ -319,6 +303,8 @@ def test_exported_html_draws_the_cells_it_carries(site: Site, browser: WebDriver
     )
     assert result.exit_code == 0, result.output
     browser.get(out.as_uri())
-    until(lambda: js(browser, "return document.body.dataset.rendered === '1'"), 10, "the export drew")
+    wait_for(
+        lambda: js(browser, "return document.body.dataset.rendered === '1'"), "the export drew", within=10
+    )
     carried = js(browser, "return window.CCXT_PLOT.data.cells.length")
     assert js(browser, "return document.querySelectorAll('#chart g.cell').length") == carried > 0

@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +32,11 @@ from ccxt_pipeline.cli import app as cli_app
 from ccxt_pipeline.serve.api import create_app
 from ccxt_pipeline.settings import load_settings
 from ccxt_pipeline.simulator.server import ExchangeSimulator
-from tests.conftest import SimulatorThread, sim_settings
+from tests.conftest import SimulatorThread, sim_settings, wait_for
 from tests.test_stream import expected_row, stored_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def wait_for(predicate: Callable[[], Any], within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within}s")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +271,7 @@ def test_serve_command_answers_on_a_free_port(filled: dict[str, Any]) -> None:
         match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         assert match, line
         url = f"http://127.0.0.1:{match.group(1)}"
-        body = wait_for(lambda: _get(url + "/exchanges"), 30, "serve answering")
+        body = wait_for(lambda: _get(url + "/exchanges"), "serve answering", within=30)
         assert [e["name"] for e in body["exchanges"]] == ["binance", "bybit", "hyperliquid"]
     finally:
         proc.terminate()
@@ -367,14 +356,18 @@ def test_a_cut_stream_shows_in_health_and_metrics_within_10s(tmp_path: Path) -> 
                     )
 
                 wait_for(
-                    lambda: statuses().get("binance") == statuses().get("bybit") == "green", 30, "both green"
+                    lambda: statuses().get("binance") == statuses().get("bybit") == "green",
+                    "both green",
+                    within=30,
                 )
                 # Bybit's stream is cut: sockets aborted, and every new one stays silent (no ack, no event).
                 sim.liquidations.silence("bybit", 120)
                 sim.liquidations.drop_connections("bybit")
                 cut = time.monotonic()
                 seen = wait_for(
-                    lambda: (s := statuses()).get("bybit") in ("red", "amber") and s, 10, "bybit shown cut"
+                    lambda: (s := statuses()).get("bybit") in ("red", "amber") and s,
+                    "bybit shown cut",
+                    within=10,
                 )
                 shown_after = time.monotonic() - cut
                 assert seen["binance"] == "green", seen

@@ -37,8 +37,8 @@ TITLES: dict[PlotKind, str] = {
 # The SVG's drawing box (px); the PNG is the page at this size.
 SIZES: dict[PlotKind, tuple[int, int]] = {"heatmap": (1000, 380), "oi": (1000, 260), "funding": (1000, 260)}
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
-# Chromium must not try to reach the network (updates, sync, field trials) or a GPU.
-CHROMIUM_FLAGS = (
+# Chromium must not try to reach the network (updates, sync, field trials) or a GPU (the browser tests too).
+CHROMIUM_OFFLINE_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -47,8 +47,8 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--hide-scrollbars",
 )
+CHROMIUM_FLAGS = (*CHROMIUM_OFFLINE_FLAGS, "--hide-scrollbars")
 
 
 class BrowserError(PipelineError):
