@@ -7,6 +7,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -162,21 +163,19 @@ def _run_ops(root: Path, ops: list[tuple[str, Any, Any]], last_today: int) -> No
 _SETTINGS: dict[str, Any] = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
 
 
-@settings(max_examples=40, **_SETTINGS)
-@given(ops=_OPS, last_today=st.integers(0, _DAYS + 1))
-def test_property_compaction_keeps_every_row(
-    tmp_path_factory: pytest.TempPathFactory, ops: Any, last_today: int
-) -> None:
-    _run_ops(tmp_path_factory.mktemp("cat"), ops, last_today)
+def _compaction_property(max_examples: int) -> Callable[..., None]:
+    """The property test (random writes and compactions keep every row) run `max_examples` times."""
+
+    @settings(max_examples=max_examples, **_SETTINGS)
+    @given(ops=_OPS, last_today=st.integers(0, _DAYS + 1))
+    def test(tmp_path_factory: pytest.TempPathFactory, ops: Any, last_today: int) -> None:
+        _run_ops(tmp_path_factory.mktemp("cat"), ops, last_today)
+
+    return test
 
 
-@pytest.mark.slow
-@settings(max_examples=500, **_SETTINGS)
-@given(ops=_OPS, last_today=st.integers(0, _DAYS + 1))
-def test_property_compaction_keeps_every_row_500(
-    tmp_path_factory: pytest.TempPathFactory, ops: Any, last_today: int
-) -> None:
-    _run_ops(tmp_path_factory.mktemp("cat"), ops, last_today)
+test_property_compaction_keeps_every_row = _compaction_property(40)
+test_property_compaction_keeps_every_row_500 = pytest.mark.slow(_compaction_property(500))
 
 
 # --- beside a writer ------------------------------------------------------------------------------------------

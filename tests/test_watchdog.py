@@ -61,25 +61,25 @@ async def _run_until_it_fires(watchdog: asyncio.Task[None], clock: Clock) -> Bas
     raise AssertionError("the watchdog never fired")
 
 
-async def test_a_socket_that_never_connects_is_redialled() -> None:
+async def _silent_socket_fires(connected: bool) -> str:
+    """Run the watchdog over a socket that hears nothing until it fires; its message (the socket closed)."""
     clock = Clock()
     tap, socket = _tap(clock), FakeSocket()
+    if connected:
+        tap.connected()
     exchange = SimpleNamespace(clients={"ws": socket})
     error = await _run_until_it_fires(asyncio.create_task(_watchdog(exchange, tap, STALE)), clock)
     assert isinstance(error, StaleConnection)
-    assert "not connected" in str(error)
     assert socket.closed
+    return str(error)
+
+
+async def test_a_socket_that_never_connects_is_redialled() -> None:
+    assert "not connected" in await _silent_socket_fires(connected=False)
 
 
 async def test_a_connected_socket_that_goes_quiet_is_redialled() -> None:
-    clock = Clock()
-    tap, socket = _tap(clock), FakeSocket()
-    tap.connected()
-    exchange = SimpleNamespace(clients={"ws": socket})
-    error = await _run_until_it_fires(asyncio.create_task(_watchdog(exchange, tap, STALE)), clock)
-    assert isinstance(error, StaleConnection)
-    assert "no frame and no pong" in str(error)
-    assert socket.closed
+    assert "no frame and no pong" in await _silent_socket_fires(connected=True)
 
 
 async def test_a_socket_that_keeps_talking_is_left_alone() -> None:
