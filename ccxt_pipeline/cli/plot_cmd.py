@@ -69,22 +69,11 @@ def plot(
         root = Path(settings.catalog_path)
         if not root.is_dir():
             raise PipelineError(f"no catalog at {root}")
-        now = now_ns()
-        start = parse_when(from_, now, "start")
-        end = parse_when(to, now, "end") if to else now
-        if end <= start:
-            raise InputError("end", "the end must be after the start")
+        start, end = _window(from_, to)
         bucket_ns = parse_duration(bucket, "bucket") if bucket else None
         names = list(exchange) if exchange else settings.enabled_exchanges()
         chart = build_plot(
-            root,
-            kind.value,
-            symbol,
-            names,
-            start,
-            end,
-            bucket_ns=bucket_ns,
-            price_step=price_step,
+            root, kind.value, symbol, names, start, end, bucket_ns=bucket_ns, price_step=price_step
         )
         write_plot(chart, out_file)
     except InputError as exc:
@@ -95,3 +84,13 @@ def plot(
     except PipelineError as exc:
         raise fail(render(exc)) from None
     out.print(f"wrote {out_file}")
+
+
+def _window(from_: str, to: str | None) -> tuple[int, int]:
+    """`--from` and `--to` in nanoseconds; the end must be after the start."""
+    now = now_ns()
+    start = parse_when(from_, now, "start")
+    end = parse_when(to, now, "end") if to else now
+    if end <= start:
+        raise InputError("end", "the end must be after the start")
+    return start, end
