@@ -199,7 +199,7 @@ def _print_status(verdict: str, problems: list[str], data: dict[str, object] | N
     assert isinstance(jobs, dict)
     for name, job in jobs.items():
         out.print(
-            f"  job {name:<14} runs {job['runs']}, last run {_ago(job['last_run_ns'], now)}, "
+            f"  job {name:<21} runs {job['runs']}, last run {_ago(job['last_run_ns'], now)}, "
             f"last success {_ago(job['last_success_ns'], now)}, rows {job['rows_written']}, "
             f"next {job.get('next_run') or '-'}"
             + (f", last error: {job['last_error']}" if job.get("last_error") else ""),

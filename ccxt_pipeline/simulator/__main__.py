@@ -3,8 +3,8 @@
     python -m ccxt_pipeline.simulator [--port N] [--seed N] [--latency-ms X]
         [--liquidations-per-second N] [--burst-every SECONDS --burst-size N]
 
-Prints the base URL and the `exchanges:` config block that points ccxt at it (ccxt's own rate limiter
-stays as the user has it: on by default). Liquidations are sent over the Binance and Bybit websockets for
+Prints the base URL and the `exchanges:` config block that points ccxt at it; requests stay paced as a
+user's are (each exchange's documented limits, `pace_requests`). Liquidations are sent over the Binance and Bybit websockets for
 the symbols a client subscribed to: `--liquidations-per-second` at random times (per exchange), and
 `--burst-every` a burst of `--burst-size` events at once (a liquidation cascade).
 """
@@ -63,8 +63,8 @@ def _scalar(value: Any) -> str:
 
 
 def config_block(sim: ExchangeSimulator) -> str:
-    """The `exchanges:` block to paste into a config so every exchange talks to `sim`. It leaves ccxt's
-    rate limiter alone (the simulator's test overrides switch it off; a user's config should not)."""
+    """The `exchanges:` block to paste into a config so every exchange talks to `sim`. It leaves request
+    pacing as a user's config has it (the simulator's test overrides switch ccxt's limiter off)."""
     block = {
         "exchanges": {
             name: {"ccxt": {k: v for k, v in sim.ccxt_overrides(name).items() if k != "enableRateLimit"}}
