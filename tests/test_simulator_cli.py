@@ -54,6 +54,9 @@ class Simulator:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=ENV,
+            # Unbuffered: a buffered reader would take several lines from the pipe at once, and `select`
+            # would then wait on a pipe that is empty while the lines sit in the reader's buffer.
+            bufsize=0,
         )
         try:
             self.printed = self._read_config()
