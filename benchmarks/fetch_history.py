@@ -238,7 +238,7 @@ class Need:
 
     exchange: str
     requests: int = 0
-    weights: Counter[str] = field(default_factory=Counter)
+    weights: dict[str, float] = field(default_factory=dict)
     by_kind: Counter[str] = field(default_factory=Counter)
 
     def add(self, kind: str, path: str, params: dict[str, Any], n: int = 1, items: int = 0) -> None:
@@ -247,11 +247,11 @@ class Need:
         self.requests += n
         self.by_kind[kind] += n
         for name, w in limits.weights(path, params).items():
-            self.weights[name] += w * n
+            self.weights[name] = self.weights.get(name, 0.0) + w * n
         if items:
             extra = limits.extra(path, params, [None] * items)
             for name, w in extra.items():
-                self.weights[name] += w
+                self.weights[name] = self.weights.get(name, 0.0) + w
 
     def load_markets(self) -> None:
         body = {"type": "metaAndAssetCtxs"} if self.exchange == "hyperliquid" else {}
@@ -456,9 +456,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("scenarios", nargs="*", choices=["oi", "funding"], default=[])
+    parser.add_argument("scenarios", nargs="*", metavar="oi|funding", default=[])
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
+    if not set(args.scenarios) <= {"oi", "funding"}:
+        parser.error("scenarios: oi, funding")
     print(machine())
     ok = True
     for kind in args.scenarios or ["oi", "funding"]:
