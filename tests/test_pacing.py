@@ -21,10 +21,14 @@ import heapq
 import itertools
 import json
 from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from ccxt_pipeline.catalog import OPEN_INTEREST, CatalogReader
 from ccxt_pipeline.collect.run import FetchRequest, run_fetch
@@ -33,8 +37,9 @@ from ccxt_pipeline.exchanges.client import ClientFactory, ExchangeClient
 from ccxt_pipeline.exchanges.pacing import Pacer, pacer_for
 from ccxt_pipeline.exchanges.retry import RetryPolicy
 from ccxt_pipeline.settings import ExchangeSettings, Settings
+from ccxt_pipeline.simulator.limits import Limiter, Rule, VenueLimits, WindowKind
 from ccxt_pipeline.timeutil import NS_PER_MS
-from ccxt_pipeline.venues import BINANCE_LIMITS, HYPERLIQUID_LIMITS, VENUES
+from ccxt_pipeline.venues import BINANCE_LIMITS, HYPERLIQUID_LIMITS, VENUES, RateLimit, RestLimits
 from tests.fake_transport import (
     Answer,
     NotRecorded,
@@ -155,8 +160,8 @@ class Exchanges:
             assert q["interval"] == "5", q
             times = grid(int(q["start"]), int(q["end"]))[::-1][: int(q["limit"])]
             candle = BYBIT_KLINE["result"]["list"][0]
-            rows = [[str(t), *candle[1:]] for t in times]
-            return {**BYBIT_KLINE, "result": {**BYBIT_KLINE["result"], "list": rows}}
+            candles = [[str(t), *candle[1:]] for t in times]
+            return {**BYBIT_KLINE, "result": {**BYBIT_KLINE["result"], "list": candles}}
         raise NotRecorded(request.url)
 
     def hyperliquid(self, request: Request) -> Answer:
@@ -211,6 +216,12 @@ def times(venues: Exchanges, endpoint: str) -> list[float]:
     return [t for t, e, _ in venues.log if e == endpoint]
 
 
+def most_in_any_window(events: list[tuple[float, float]], period: float) -> float:
+    """The most weight of `events` (time, weight) in any window [t, t + period): the most is in one that
+    starts at an event."""
+    return max(sum(w for u, w in events if t <= u < t + period - 1e-9) for t, _ in events)
+
+
 # --- the limits as data ------------------------------------------------------------------------------------
 
 
@@ -258,9 +269,10 @@ async def test_a_burst_up_to_capacity_goes_at_once_then_requests_are_paced(
     await clock.run(run())
     sent = [t for t, _, _ in venues.log]
     assert len(sent) == 702  # load_markets' two requests, then 700
-    assert sent[:600] == [0.0] * 600  # the bucket starts full: 600 requests in the first instant
-    # then one each 5 s / 600 as it refills: the 601st after 1/120 s, the 702nd after 102/120 s
-    assert sent[600:] == pytest.approx([k / 120 for k in range(1, 103)])
+    assert sent[:600] == [0.0] * 600  # from idle, 600 requests in the first instant
+    # then nothing until they leave the 5-second window (answered at once, counted until 5 s after)
+    assert sent[600:] == [5.0] * 102
+    assert most_in_any_window([(t, 1.0) for t in sent], 5.0) == 600
     assert max(busy for _, _, busy in venues.log) <= 5  # at most 5 in flight
     assert pacer_for(VENUES["bybit"]).spent == {"ip": 702}
 
@@ -277,11 +289,9 @@ async def test_weights_are_counted_per_endpoint_and_limit(clock: EventClock, ven
 
     await clock.run(run())
     assert pacer_for(VENUES["binance"]).spent == {"weight": 1, "futures_data": 20, "funding": 505}
-    # 500 funding requests at once, then one per 300 s / 500; open interest draws from its own limit and
-    # never waits behind them.
-    assert times(venues, "/fapi/v1/fundingRate") == pytest.approx(
-        [0.0] * 500 + [0.6 * k for k in range(1, 6)]
-    )
+    # 500 funding requests at once, then the 5 more when the first leave the 5-minute window; open interest
+    # draws from its own limit and never waits behind them.
+    assert times(venues, "/fapi/v1/fundingRate") == [0.0] * 500 + [300.0] * 5
     assert times(venues, "/futures/data/openInterestHist") == [0.0] * 20
 
 
@@ -296,18 +306,11 @@ async def test_hyperliquid_weight_grows_with_the_items_returned(clock: EventCloc
     pacer = pacer_for(VENUES["hyperliquid"])
     assert pacer.spent == {"weight": 20 + 30 * (20 + 25)}  # metaAndAssetCtxs, then 20 + 500/20 each
     sent = times(venues, "fundingHistory")
-    # The bucket of 1200 holds 1180 after load_markets; a request is admitted once 20 are there, and its
-    # answer then draws 25 more (the bucket may go below zero). Expected times by that rule:
-    expected, level, t = [], 1200.0 - 20, 0.0
-    for _ in range(30):
-        if level < 20:
-            t += (20 - level) / 20  # refill at 1200 / 60 s
-            level = 20.0
-        expected.append(t)
-        level -= 45
-    assert sent == pytest.approx(expected)
-    assert sent[25] == 0.0
-    assert sent[-1] > 0.0
+    # load_markets leaves 20 in the minute; a request is admitted while 20 more fit in 1200, and its answer
+    # then adds 25: 20 + 26 x 45 = 1190, so the 27th waits for the first minute to pass, then the rest go.
+    assert sent == [0.0] * 26 + [60.0] * 4
+    weights = [(0.0, 20.0)] + [(t, 45.0) for t in sent]  # each answer at once: both weights at its time
+    assert most_in_any_window(weights, 60.0) == 20 + 26 * 45
 
 
 async def test_a_retry_after_pauses_every_client_of_the_exchange(
@@ -383,3 +386,189 @@ async def test_bybit_oi_windows_are_fetched_concurrently_and_assembled_in_order(
     stamps = [t // NS_PER_MS for t in table.column("ts_event").to_pylist()]
     assert stamps == grid(start, NOW_MS)  # every point once, in order: no duplicate, no hole
     assert None not in table.column("open_interest_value").to_pylist()
+
+
+# --- the windows: never more than a limit's capacity in any window of its period ----------------------------
+
+A = RateLimit("a", 10, 5.0, "test")
+B = RateLimit("b", 7, 3.0, "test")
+TWO_LIMITS = RestLimits(limits=(A, B), default={"a": 1})
+
+
+@dataclass
+class Sent:
+    """One request of `drive`: when it asked, was sent and was answered, and what it drew."""
+
+    asked: float
+    weights: dict[str, float]
+    sent: float = -1.0
+    answered: float = -1.0
+
+
+async def drive(
+    clock: EventClock, pacer: Pacer, plan: list[tuple[float, dict[str, float], float]]
+) -> list[Sent]:
+    """Each (delay after the previous one asked, weights, latency): ask the pacer, hold the slot for the
+    latency (the answer's time), all concurrently."""
+    out: list[Sent] = []
+
+    async def one(at: float, weights: dict[str, float], latency: float) -> None:
+        await clock.sleep(at)
+        item = Sent(clock.now(), weights)
+        out.append(item)
+        async with pacer.request(weights):
+            item.sent = clock.now()
+            assert pacer.busy <= pacer.in_flight
+            await clock.sleep(latency)
+        item.answered = clock.now()
+
+    at = 0.0
+    tasks = []
+    for delay, weights, latency in plan:
+        at += delay
+        tasks.append(one(at, weights, latency))
+    await clock.run(asyncio.gather(*tasks))
+    return out
+
+
+def exchange_refusals(done: list[Sent], kind: WindowKind, arrive: list[float]) -> int:
+    """What the simulator's limiter (fixed or sliding windows of A and B) refuses when each request reaches
+    it at `sent + fraction x latency`, in order of arrival."""
+    now = [0.0]
+    rules = tuple(Rule(lim.name, int(lim.weight), lim.seconds, kind, paths=(lim.name,)) for lim in (A, B))
+    exchange = Limiter(VenueLimits(rules=rules), lambda: now[0])
+    refused = 0
+    order = sorted(range(len(done)), key=lambda i: (arrive[i], i))
+    for i in order:
+        now[0] = round(arrive[i], 6)  # to the microsecond: a float sum's last bit is no time
+        for name, weight in done[i].weights.items():
+            refused += exchange.admit(name, int(weight)) is not None
+    return refused
+
+
+weights_st = st.fixed_dictionaries(
+    {},
+    optional={"a": st.integers(1, int(A.weight)).map(float), "b": st.integers(1, int(B.weight)).map(float)},
+)
+plan_st = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.0, 0.1, 0.5, 1.0, 2.5, 3.0]),
+        weights_st,
+        st.sampled_from([0.0, 0.05, 0.3, 1.0]),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@examples(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    plan=plan_st, in_flight=st.integers(1, 5), fractions=st.lists(st.floats(0, 1), min_size=60, max_size=60)
+)
+def test_no_window_of_a_period_ever_holds_more_than_the_capacity(
+    plan: list[tuple[float, dict[str, float], float]], in_flight: int, fractions: list[float]
+) -> None:
+    fake = EventClock()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(retry, "CLOCK", fake)
+
+        async def main() -> list[Sent]:
+            return await drive(fake, Pacer("test", TWO_LIMITS, in_flight), plan)
+
+        done = asyncio.run(main())
+    assert len(done) == len(plan)
+    assert all(d.answered >= d.sent >= d.asked for d in done)
+    for lim in (A, B):
+        events = [(d.sent, d.weights[lim.name]) for d in done if lim.name in d.weights]
+        if not events:
+            continue
+        # any window [t, t + period), and the windows aligned on multiples of the period
+        assert most_in_any_window(events, lim.seconds) <= lim.weight
+        for k in {int(t // lim.seconds) for t, _ in events}:
+            assert sum(w for t, w in events if k * lim.seconds <= t < (k + 1) * lim.seconds) <= lim.weight
+    # requests drawing from the same limits go in the order they asked (one waiting on `a` lets one that
+    # draws only from `b` pass)
+    for keys in {tuple(sorted(d.weights)) for d in done}:
+        asked = sorted((d.asked, d.sent) for d in done if tuple(sorted(d.weights)) == keys)
+        assert all(s1 <= s2 + 1e-9 for (a1, s1), (a2, s2) in itertools.pairwise(asked) if a1 < a2)
+    # and however long each request took to reach the exchange, neither reading refuses one
+    arrive = [d.sent + f * (d.answered - d.sent) for d, f in zip(done, fractions, strict=False)]
+    assert exchange_refusals(done, "sliding", arrive) == 0
+    assert exchange_refusals(done, "fixed", arrive) == 0
+
+
+async def test_a_burst_from_idle_is_the_capacity_at_once(clock: EventClock) -> None:
+    pacer = Pacer("test", TWO_LIMITS, 100)
+    done = await drive(clock, pacer, [(0.0, {"a": 1.0}, 0.0)] * 25)
+    assert [d.sent for d in done] == [0.0] * 10 + [5.0] * 10 + [10.0] * 5
+    assert pacer.spent == {"a": 25.0, "b": 0.0}
+
+
+async def test_a_request_counts_until_a_period_after_its_answer(clock: EventClock) -> None:
+    # Two of capacity 10 answered after 3 s: the exchange counted them somewhere in [0, 3], so the window
+    # frees them at 3 + 5 s, not 5 s.
+    done = await drive(clock, Pacer("test", TWO_LIMITS, 5), [(0.0, {"a": 5.0}, 3.0)] * 3)
+    assert [d.sent for d in done] == [0.0, 0.0, 8.0]
+
+
+async def test_a_weight_over_the_capacity_waits_for_an_empty_window(clock: EventClock) -> None:
+    done = await drive(clock, Pacer("test", TWO_LIMITS, 5), [(0.0, {"b": 3.0}, 0.0), (1.0, {"b": 20.0}, 0.0)])
+    assert [d.sent for d in done] == [0.0, 3.0]
+    later = await drive(
+        clock, Pacer("test", TWO_LIMITS, 5), [(0.0, {"b": 20.0}, 1.0), (0.0, {"b": 1.0}, 0.0)]
+    )
+    assert later[1].sent - later[0].sent == pytest.approx(1.0 + 3.0)  # in flight, then its whole period
+
+
+async def test_after_a_retry_after_the_window_counts_as_full_and_frees_at_its_rate(clock: EventClock) -> None:
+    pacer = Pacer("test", RestLimits(limits=(RateLimit("a", 60, 60.0, "test"),), default={"a": 1}), 5)
+    pacer.pause(7.0)
+    assert pacer.resume_at == 7.0
+    assert pacer.level("a") == 0.0  # the exchange said its count is full
+    done = await drive(clock, pacer, [(0.0, {"a": 1.0}, 0.0)] * 4)
+    # nothing before 7 s; then one piece of 60 / 60 leaves each second
+    assert [d.sent for d in done] == pytest.approx([8.0, 9.0, 10.0, 11.0])
+
+
+async def test_hyperliquid_extra_weight_in_flight_is_reserved(clock: EventClock, venues: Exchanges) -> None:
+    # The exchange charges an answer's items when it answers; a request sent before our answer arrives must
+    # not use that weight. After one fundingHistory answer of 500 items (25 more), 5 at once: each holds 25.
+    async def run() -> None:
+        async with client(venues, "hyperliquid") as hl:
+            body = {"type": "fundingHistory", "coin": "BTC", "startTime": 0}
+            await hl.call("public_post_info", body)
+            pacer = pacer_for(VENUES["hyperliquid"])
+            assert pacer.expected[("info", "fundingHistory")] == {"weight": 25.0}
+            await asyncio.gather(*(hl.call("public_post_info", {**body, "startTime": k}) for k in range(30)))
+
+    await clock.run(run())
+    sent = times(venues, "fundingHistory")
+    weights = [(0.0, 20.0)] + [(t, 45.0) for t in sent]
+    assert most_in_any_window(weights, 60.0) <= 1200 + 25  # an answer's items come after it was admitted
+    assert sent == [0.0] * 26 + [60.0] * 5
+
+
+async def test_binance_used_weight_header_is_never_undercounted(clock: EventClock, venues: Exchanges) -> None:
+    # A rerun right after a killed run: Binance says 2390 of its 2400 a minute are used by requests we never
+    # saw. Ours counts them, so the 10th request waits for the minute instead of being refused.
+    minute: list[float] = []
+
+    def told(request: Request) -> Answer | None:
+        if request.path != "/fapi/v1/exchangeInfo":
+            return None
+        now = venues.clock.now()
+        minute.append(now)
+        used = (2390 if now < 60 else 0) + sum(1 for t in minute if t // 60 == now // 60)
+        assert used <= 2400  # what the exchange would refuse
+        return Response(
+            recorded("nautilus/binance/exchangeInfo.json"), 200, {"x-mbx-used-weight-1m": str(used)}
+        )
+
+    venues.faults.append(told)
+
+    async def run() -> None:
+        async with client(venues, "binance") as binance:  # load_markets: exchangeInfo, weight 1
+            await asyncio.gather(*(binance.call("fapipublic_get_exchangeinfo") for _ in range(20)))
+
+    await clock.run(run())
+    assert minute == [0.0] * 10 + [60.0] * 11

@@ -6,14 +6,23 @@ any client of that exchange sends: all symbols, all jobs, the daemon's old and n
 stream's markets. It is installed below ccxt's request building (`install`, around `exchange.fetch2`, where
 ccxt calls its own throttle), so a unified method that makes several requests is paced per request.
 
-- Each limit is a token bucket that starts full: a burst up to the documented capacity goes at once, then
-  requests are admitted as the bucket refills at capacity / period. A request waits until every bucket it
-  draws from holds its weight (a weight larger than a bucket's capacity waits for a full bucket).
+- Each limit is a sliding window of its period: the weight admitted in the last `period` seconds never
+  exceeds the documented capacity, at any instant, so neither an exchange counting fixed intervals (Binance's
+  minute and 5 minutes) nor one counting "any 5-second window" (Bybit) sees more than its limit. A burst up
+  to the capacity goes at once from idle; then a request waits until enough earlier weight has left the
+  window (a weight larger than the capacity waits for an empty window). A request counts from the moment it
+  is admitted until `period` after its answer arrived (the exchange counted it somewhere in between), so
+  no latency can make the exchange's window hold more than ours.
 - A weight known only from the answer (Hyperliquid: one more per 20 items `fundingHistory` returns) is
-  charged when the answer arrives; the bucket may go below zero and the next requests wait for it.
+  charged when the answer arrives; the window may go over the capacity and the next requests wait for it.
+  While such a request is in flight, the extra weight of the endpoint's last answer counts for it (the
+  exchange may charge it before our answer arrives, and the others in flight must not use it).
+- Where the exchange tells its count (Binance `X-MBX-USED-WEIGHT-1M`), ours never falls below it: the weight
+  a killed run left in the exchange's window is waited for, not refused.
 - At most `Venue.max_concurrency` requests are in flight at once.
 - A 418/429 with Retry-After pauses the whole exchange (`pause`): no request of any client starts before it
-  has passed, and the buckets restart empty then (the exchange just said its count is full).
+  has passed, and each window counts as full then (the exchange just said its count is full): what our
+  window does not know of leaves it at capacity / period from the resumption on.
 - Requests drawing from the same limit are served in arrival order; one waiting on a limit holds no slot
   and never holds back a request drawing from another limit (Binance's funding limit does not slow its open
   interest). Time is `retry.CLOCK`, which tests replace.
@@ -27,44 +36,71 @@ limits), no weight from the answer and no pause, and its declared costs pace Byb
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import math
 import weakref
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ccxt_pipeline.exchanges import retry
 from ccxt_pipeline.venues import RateLimit, RestLimits, Venue
 
 _EPSILON = 1e-9
+_PAUSE_PIECES = 60
+"""After a Retry-After, a window's unknown weight leaves it in this many pieces over one period."""
+
+USED_WEIGHT_HEADERS: Mapping[str, tuple[tuple[str, str], ...]] = {
+    # USD-M general-info, "IP Limits": "Every request will contain X-MBX-USED-WEIGHT-(intervalNum)
+    # (intervalLetter) in the response headers which has the current used weight for the IP for all request
+    # rate limiters defined" - for the 1-minute REQUEST_WEIGHT limit, our `weight`.
+    # https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info
+    "binance": (("x-mbx-used-weight-1m", "weight"),),
+}
+"""Per exchange: (response header, limit name) where the exchange tells what it counted in that limit."""
 
 
-@dataclass
-class _Bucket:
-    """A token bucket of one limit: `tokens` as of clock time `at`, refilled at capacity / period."""
+class _Window:
+    """One limit's window: the weight of the requests in flight, and of those answered, each until
+    `period` after its answer (`_done`: (leaves at, weight), sorted)."""
 
-    capacity: float
-    rate: float
-    tokens: float
-    at: float
+    def __init__(self, limit: RateLimit) -> None:
+        self.capacity = float(limit.weight)
+        self.period = float(limit.seconds)
+        self.in_flight = 0.0
+        self._done: list[tuple[float, float]] = []
+        self._done_sum = 0.0
 
-    @classmethod
-    def full(cls, limit: RateLimit, now: float) -> _Bucket:
-        return cls(float(limit.weight), float(limit.weight) / float(limit.seconds), float(limit.weight), now)
-
-    def level(self, now: float) -> float:
-        if now <= self.at:
-            return self.tokens
-        return min(self.capacity, self.tokens + (now - self.at) * self.rate)
+    def used(self, now: float) -> float:
+        """The weight in the window at `now`."""
+        gone = bisect.bisect_right(self._done, (now + _EPSILON, math.inf))
+        if gone:
+            self._done_sum -= sum(w for _, w in self._done[:gone])
+            del self._done[:gone]
+            if not self._done:
+                self._done_sum = 0.0  # no float residue once empty
+        return self.in_flight + self._done_sum
 
     def wait(self, weight: float, now: float) -> float:
-        """Seconds until the bucket holds `weight` (at most its capacity)."""
-        missing = min(weight, self.capacity) - self.level(now)
-        return 0.0 if missing <= _EPSILON else missing / self.rate
+        """Seconds until `weight` (at most the capacity) fits; `math.inf`: not before a request in flight
+        is answered (its weight stays a whole period after)."""
+        excess = self.used(now) + min(weight, self.capacity) - self.capacity
+        if excess <= _EPSILON:
+            return 0.0
+        for leaves, w in self._done:
+            excess -= w
+            if excess <= _EPSILON:
+                return leaves - now
+        return math.inf
 
-    def take(self, weight: float, now: float) -> None:
-        self.tokens = self.level(now) - weight
-        self.at = max(now, self.at)
+    def add(self, weight: float, now: float) -> None:
+        """Weight counted until `period` after `now` (an answer arrived, or an exchange's count)."""
+        self.add_until(weight, now + self.period)
+
+    def add_until(self, weight: float, leaves: float) -> None:
+        if weight > 0:
+            bisect.insort(self._done, (leaves, weight))
+            self._done_sum += weight
 
 
 class Pacer:
@@ -75,15 +111,19 @@ class Pacer:
         self.name = name
         self.limits = limits
         self.in_flight = in_flight
-        now = self._clock().now()
-        self._buckets = {lim.name: _Bucket.full(lim, now) for lim in (limits.limits if limits else ())}
+        self._windows = {lim.name: _Window(lim) for lim in (limits.limits if limits else ())}
+        self._headers = tuple((h, n) for h, n in USED_WEIGHT_HEADERS.get(name, ()) if n in self._windows)
         self._slots = asyncio.Semaphore(in_flight)
-        self._turns = {name: asyncio.Lock() for name in self._buckets}
+        self._turns = {name: asyncio.Lock() for name in self._windows}
+        self._answered = asyncio.Event()
+        """Set (and replaced) whenever a request's answer arrives: wakes requests waiting on weight in flight."""
         self.resume_at = 0.0
         """Clock time before which no request starts: the exchange's last Retry-After."""
         self.announced_until = 0.0
         """Until when a wait was last announced (clients waiting on one Retry-After share one line)."""
-        self.spent: dict[str, float] = dict.fromkeys(self._buckets, 0.0)
+        self.expected: dict[tuple[str, Any], dict[str, float]] = {}
+        """The extra weight of the last answer per (path, Hyperliquid body type): reserved while in flight."""
+        self.spent: dict[str, float] = dict.fromkeys(self._windows, 0.0)
         """Weight drawn from each limit so far."""
         self.sent = 0
         self.busy = 0
@@ -101,9 +141,17 @@ class Pacer:
         return self.limits.extra(path, params, answer) if self.limits else {}
 
     @contextlib.asynccontextmanager
-    async def request(self, weights: Mapping[str, float]) -> AsyncIterator[None]:
-        """Hold one of the in-flight slots, `weights` drawn (and any pause passed) the moment it is taken."""
-        await self._admit({n: w for n, w in weights.items() if n in self._buckets})
+    async def request(
+        self, weights: Mapping[str, float], reserve: Mapping[str, float] | None = None
+    ) -> AsyncIterator[None]:
+        """Hold one of the in-flight slots, `weights` drawn (and any pause passed) the moment it is taken;
+        they stay in the windows until `period` after the block ends (the answer arrived, or it failed).
+        `reserve`: weight the answer is expected to add (`charge`), counted only while in flight."""
+        drawn = {n: float(w) for n, w in weights.items() if n in self._windows and w}
+        held = {n: float(w) for n, w in (reserve or {}).items() if n in self._windows and w}
+        await self._admit(drawn)
+        for name, weight in held.items():
+            self._windows[name].in_flight += weight
         self.sent += 1
         self.busy += 1
         self.peak = max(self.peak, self.busy)
@@ -111,51 +159,97 @@ class Pacer:
             yield
         finally:
             self.busy -= 1
+            now = self._clock().now()
+            for name, weight in drawn.items():
+                window = self._windows[name]
+                window.in_flight = max(0.0, window.in_flight - weight)
+                window.add(weight, now)
+            for name, weight in held.items():
+                window = self._windows[name]
+                window.in_flight = max(0.0, window.in_flight - weight)
             self._slots.release()
+            self._answered.set()
+            self._answered = asyncio.Event()
 
     async def _admit(self, weights: Mapping[str, float]) -> None:
-        """Wait, in turn with the requests drawing from the same limits, until they hold `weights` and a slot
-        is free; take both. A request waiting on one limit never holds back one drawing from another, and
-        holds no slot while it waits."""
+        """Wait, in turn with the requests drawing from the same limits, until `weights` fit in their windows
+        and a slot is free; take both. A request waiting on one limit never holds back one drawing from
+        another, and holds no slot while it waits."""
         clock = self._clock()
         async with contextlib.AsyncExitStack() as turns:
             for name in sorted(weights):  # always in the same order: no two requests wait on each other
                 await turns.enter_async_context(self._turns[name])
             while True:
                 wait = self._wait(weights, clock.now())
+                if wait == math.inf:  # only an answer of a request in flight can free enough weight
+                    await self._answered.wait()
+                    continue
                 if wait > _EPSILON:
                     await clock.sleep(wait)
                     continue
                 await self._slots.acquire()
                 now = clock.now()
-                if self._wait(weights, now) <= _EPSILON:  # a pause may have come while it waited
-                    self.charge(weights, now)
+                if self._wait(weights, now) <= _EPSILON:  # a pause or a charge may have come meanwhile
+                    for name, weight in weights.items():
+                        self._windows[name].in_flight += weight
+                        self.spent[name] += weight
                     return
                 self._slots.release()
 
     def _wait(self, weights: Mapping[str, float], now: float) -> float:
-        return max([self.resume_at - now] + [self._buckets[n].wait(w, now) for n, w in weights.items()])
+        return max([self.resume_at - now] + [self._windows[n].wait(w, now) for n, w in weights.items()])
 
     def charge(self, weights: Mapping[str, float], now: float | None = None) -> None:
-        """Draw `weights` (an answer's extra weight: the bucket may go below zero)."""
+        """Add `weights` that an answer tells (Hyperliquid's per-item weight): counted for one period from
+        now; the window may go over its capacity."""
         now = self._clock().now() if now is None else now
         for name, weight in weights.items():
-            if name in self._buckets and weight:
-                self._buckets[name].take(weight, now)
+            if name in self._windows and weight:
+                self._windows[name].add(float(weight), now)
                 self.spent[name] += weight
 
+    def observe(self, headers: Mapping[str, Any] | None, weights: Mapping[str, float]) -> None:
+        """Never count less than the exchange says it counted (`USED_WEIGHT_HEADERS`), told in the answer to
+        a request drawing `weights` and still in flight. The exchange's count includes that request but
+        maybe not the others in flight, so ours must reach its count plus theirs."""
+        if not headers or not self._headers:
+            return
+        lower = {str(k).lower(): v for k, v in headers.items()}
+        now = self._clock().now()
+        for header, name in self._headers:
+            try:
+                told = float(lower[header])
+            except (KeyError, TypeError, ValueError):
+                continue
+            window = self._windows[name]
+            others = max(0.0, window.in_flight - weights.get(name, 0.0))
+            window.add(told + others - window.used(now), now)  # nothing when ours is not below
+
     def pause(self, seconds: float) -> None:
-        """No request of this exchange starts for `seconds`; the buckets are empty when it ends."""
-        resume = self._clock().now() + seconds
+        """No request of this exchange starts for `seconds`; each window counts as full then, and the weight
+        it did not know of leaves it at capacity / period from the resumption on."""
+        now = self._clock().now()
+        resume = now + seconds
         if resume <= self.resume_at:
             return
         self.resume_at = resume
-        for bucket in self._buckets.values():
-            bucket.tokens, bucket.at = min(bucket.tokens, 0.0), resume
+        for window in self._windows.values():
+            unknown = window.capacity - window.used(now)
+            piece = window.capacity / _PAUSE_PIECES
+            k = 0
+            while unknown > _EPSILON:
+                k += 1
+                window.add_until(min(piece, unknown), resume + k * window.period / _PAUSE_PIECES)
+                unknown -= piece
 
     def level(self, name: str) -> float:
-        """The tokens of limit `name` now (tests, status)."""
-        return self._buckets[name].level(self._clock().now())
+        """What limit `name` admits now: its capacity less the weight in its window (tests, status)."""
+        window = self._windows[name]
+        return window.capacity - window.used(self._clock().now())
+
+    def used(self, name: str) -> float:
+        """The weight in limit `name`'s window now."""
+        return self._windows[name].used(self._clock().now())
 
 
 _PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Pacer]] = weakref.WeakKeyDictionary()
@@ -175,7 +269,12 @@ def install(exchange: Any, venue: Venue, *, weigh: bool = True) -> None:
     method, params, config)` (ccxt 4.5.90 `async_support/base/exchange.py`) is where each implicit-API call
     is throttled, signed and sent; the pacer is looked up at each request, inside the running loop.
     `weigh` False (setting `pace_requests`, a local simulator): the requests draw no weight; the in-flight
-    cap and Retry-After pauses still hold."""
+    cap and Retry-After pauses still hold.
+
+    ccxt's `fetch` sets `exchange.last_response_headers` (a new dict per response, before raising on an
+    error status) and nothing awaits between that and this wrapper: a changed dict after the request is
+    this request's answer, or another answer received while it was in flight; either is the exchange's
+    count at a moment this request was counted in ours."""
     original = exchange.fetch2
 
     async def fetch2(
@@ -187,10 +286,21 @@ def install(exchange: Any, venue: Venue, *, weigh: bool = True) -> None:
     ) -> Any:
         params = {} if params is None else params
         pacer = pacer_for(venue)
-        async with pacer.request(pacer.weights(path, params) if weigh else {}):
-            answer = await original(path, api, method, params, {} if config is None else config)
-        if weigh:
-            pacer.charge(pacer.extra(path, params, answer))
+        weights = pacer.weights(path, params) if weigh else {}
+        kind = (path, params.get("type") if isinstance(params, Mapping) else None)
+        async with pacer.request(weights, pacer.expected.get(kind) if weigh else None):
+            before = getattr(exchange, "last_response_headers", None)
+            try:
+                answer = await original(path, api, method, params, {} if config is None else config)
+            finally:
+                after = getattr(exchange, "last_response_headers", None)
+                if weigh and after is not before and isinstance(after, Mapping):
+                    pacer.observe(after, weights)
+        if weigh:  # nothing awaits between the block's end and this: no request sees the reserve gone alone
+            extra = pacer.extra(path, params, answer)
+            if extra or kind in pacer.expected:
+                pacer.expected[kind] = extra
+            pacer.charge(extra)
         return answer
 
     exchange.fetch2 = fetch2
