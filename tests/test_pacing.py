@@ -531,21 +531,31 @@ async def test_after_a_retry_after_the_window_counts_as_full_and_frees_at_its_ra
 
 
 async def test_hyperliquid_extra_weight_in_flight_is_reserved(clock: EventClock, venues: Exchanges) -> None:
-    # The exchange charges an answer's items when it answers; a request sent before our answer arrives must
-    # not use that weight. After one fundingHistory answer of 500 items (25 more), 5 at once: each holds 25.
+    # The exchange charges an answer's items when it answers, 1 s before the answer reaches us: a request
+    # sent meanwhile must not use that weight. Each fundingHistory answer holds 500 items (25 more).
+    fast = client_factory(venues.transport)("hyperliquid", ExchangeSettings(), POLICY)
+    answer = fast.exchange.fetch
+
+    async def fetch(*call: Any, **options: Any) -> Any:
+        got = await answer(*call, **options)  # the exchange counted and answered (venues.log)
+        await clock.sleep(1.0)  # on the way back
+        return got
+
+    fast.exchange.fetch = fetch
+
     async def run() -> None:
-        async with client(venues, "hyperliquid") as hl:
+        async with fast as hl:
             body = {"type": "fundingHistory", "coin": "BTC", "startTime": 0}
             await hl.call("public_post_info", body)
-            pacer = pacer_for(VENUES["hyperliquid"])
-            assert pacer.expected[("info", "fundingHistory")] == {"weight": 25.0}
-            await asyncio.gather(*(hl.call("public_post_info", {**body, "startTime": k}) for k in range(30)))
+            assert pacer_for(VENUES["hyperliquid"]).expected[("info", "fundingHistory")] == {"weight": 25.0}
+            await asyncio.gather(*(hl.call("public_post_info", {**body, "startTime": k}) for k in range(40)))
 
     await clock.run(run())
-    sent = times(venues, "fundingHistory")
-    weights = [(0.0, 20.0)] + [(t, 45.0) for t in sent]
-    assert most_in_any_window(weights, 60.0) <= 1200 + 25  # an answer's items come after it was admitted
-    assert sent == [0.0] * 26 + [60.0] * 5
+    counted = [(t, 20.0 if e == "metaAndAssetCtxs" else 45.0) for t, e, _ in venues.log]
+    # what the exchange counted in its minute when each request came, with the request's own 20
+    for j, (t, _) in enumerate(counted):
+        assert sum(w for u, w in counted[:j] if u > t - 60) + 20 <= 1200
+    assert len(counted) == 42
 
 
 async def test_binance_used_weight_header_is_never_undercounted(clock: EventClock, venues: Exchanges) -> None:
