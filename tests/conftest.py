@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -115,11 +116,46 @@ def sim_settings(sim: ExchangeSimulator, catalog: Path, **extra: Any) -> dict[st
     return data
 
 
+def write_sim_config(sim: ExchangeSimulator, folder: Path) -> Path:
+    """`folder`/ccxt_pipeline.yaml: `sim_settings` with the catalog in `folder`/catalog."""
+    path = folder / "ccxt_pipeline.yaml"
+    path.write_text(yaml.safe_dump(sim_settings(sim, folder / "catalog")))
+    return path
+
+
 @pytest.fixture
 def config_file(sim: ExchangeSimulator, tmp_path: Path) -> Path:
-    path = tmp_path / "ccxt_pipeline.yaml"
-    path.write_text(yaml.safe_dump(sim_settings(sim, tmp_path / "catalog")))
-    return path
+    return write_sim_config(sim, tmp_path)
+
+
+FUNDING_HISTORY_PATHS = {"/fapi/v1/fundingRate": "binance", "/v5/market/funding/history": "bybit"}
+FundingAsked = list[tuple[str, str, int]]
+"""(exchange, symbol as the exchange spells it, startTime ms) of funding-history requests."""
+
+
+@pytest.fixture
+def funding_asked(monkeypatch: pytest.MonkeyPatch) -> FundingAsked:
+    """Every funding-history request ccxt sends (its own `fetch` wrapped; the real one still runs): Binance's
+    and Bybit's by path and query, Hyperliquid's `fundingHistory` by its POST body."""
+    import json
+
+    from ccxt.async_support.base import exchange as ccxt_exchange
+
+    seen: FundingAsked = []
+    original = ccxt_exchange.Exchange.fetch
+
+    async def fetch(self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+        parts = urlsplit(url)
+        if parts.path in FUNDING_HISTORY_PATHS:
+            query = parse_qs(parts.query)
+            seen.append((FUNDING_HISTORY_PATHS[parts.path], query["symbol"][0], int(query["startTime"][0])))
+        elif body and '"fundingHistory"' in str(body):
+            request = json.loads(body)
+            seen.append(("hyperliquid", request["coin"], int(request["startTime"])))
+        return await original(self, url, method, headers, body)
+
+    monkeypatch.setattr(ccxt_exchange.Exchange, "fetch", fetch)
+    return seen
 
 
 @pytest.fixture

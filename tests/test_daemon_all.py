@@ -12,11 +12,9 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from ccxt.async_support.base import exchange as ccxt_exchange
 
 from ccxt_pipeline.catalog import COVERAGE_GAP, FUNDING_ESTIMATE, FUNDING_RATE, OPEN_INTEREST, CatalogReader
 from ccxt_pipeline.daemon.control import DaemonLock, DaemonPaths
@@ -28,9 +26,8 @@ from ccxt_pipeline.simulator import data
 from ccxt_pipeline.simulator.server import ExchangeSimulator
 from ccxt_pipeline.timeutil import NS_PER_MS
 from tests.catalog_checks import as_records
-from tests.conftest import SimulatorThread, run_cli, sim_settings
+from tests.conftest import FundingAsked, SimulatorThread, run_cli, sim_settings
 
-FUNDING_PATHS = {"/fapi/v1/fundingRate": "binance", "/v5/market/funding/history": "bybit"}
 LISTED = {ex: {i.id: i.launch_ms for i in data.listed(ex, full=True)} for ex in ("binance", "bybit")}
 
 
@@ -172,28 +169,10 @@ def test_one_round_covers_every_listed_perpetual_and_missed_snapshots_are_gaps(
     assert len(hl_gaps) == listed["hyperliquid"]
 
 
-Asked = list[tuple[str, str, int]]
-
-
-@pytest.fixture
-def asked(monkeypatch: pytest.MonkeyPatch) -> Asked:
-    """(exchange, symbol, startTime ms) of every funding-history request ccxt sends (the real one runs)."""
-    seen: Asked = []
-    original = ccxt_exchange.Exchange.fetch
-
-    async def fetch(self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-        parts = urlsplit(url)
-        if parts.path in FUNDING_PATHS:
-            query = parse_qs(parts.query)
-            seen.append((FUNDING_PATHS[parts.path], query["symbol"][0], int(query["startTime"][0])))
-        return await original(self, url, method, headers, body)
-
-    monkeypatch.setattr(ccxt_exchange.Exchange, "fetch", fetch)
-    return seen
-
-
 @pytest.mark.slow
-def test_backfill_starts_at_each_listing(full_sim: ExchangeSimulator, tmp_path: Path, asked: Asked) -> None:
+def test_backfill_starts_at_each_listing(
+    full_sim: ExchangeSimulator, tmp_path: Path, funding_asked: FundingAsked
+) -> None:
     """200 days of funding: the window holds the listings of a few perpetuals; none is asked for a time
     before its listing, and each of those is asked from its listing on."""
     days = 200
@@ -208,9 +187,9 @@ def test_backfill_starts_at_each_listing(full_sim: ExchangeSimulator, tmp_path: 
     daemon = Daemon(settings, DaemonPaths.for_catalog(settings.catalog_path))
     asyncio.run(run_until(daemon, lambda: succeeded(daemon, "funding"), timeout_s=300))
     window_start = daemon.jobs["funding"].last_run_ns or 0  # a bound: the window starts `days` before this
-    assert asked
+    assert funding_asked
     first: dict[tuple[str, str], int] = {}
-    for ex, symbol, start_ms in asked:
+    for ex, symbol, start_ms in funding_asked:
         assert start_ms >= LISTED[ex][symbol], (ex, symbol, start_ms)  # nothing before a listing
         first[(ex, symbol)] = min(start_ms, first.get((ex, symbol), start_ms))
     for ex, listings in LISTED.items():

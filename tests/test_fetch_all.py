@@ -15,22 +15,25 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import yaml
-from ccxt.async_support.base import exchange as ccxt_exchange
 
 from ccxt_pipeline.catalog import COVERAGE_GAP, FUNDING_RATE, CatalogReader
 from ccxt_pipeline.simulator import data, hyperliquid
 from ccxt_pipeline.simulator.server import ExchangeSimulator
 from ccxt_pipeline.timeutil import NS_PER_MS, parse_when
-from tests.conftest import Cli, SimulatorThread, run_cli, sim_settings, wait_for
+from tests.conftest import (
+    Cli,
+    FundingAsked,
+    SimulatorThread,
+    run_cli,
+    wait_for,
+    write_sim_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "2026-06-01", "2026-07-01"  # listings fall inside this month on every exchange
 START_MS, END_MS = parse_when(START, 0) // NS_PER_MS, parse_when(END, 0) // NS_PER_MS
-FUNDING_PATHS = {"binance": "/fapi/v1/fundingRate", "bybit": "/v5/market/funding/history"}
 
 
 @pytest.fixture
@@ -41,33 +44,7 @@ def full_sim() -> Iterator[ExchangeSimulator]:
 
 @pytest.fixture
 def full_config(full_sim: ExchangeSimulator, tmp_path: Path) -> Path:
-    path = tmp_path / "ccxt_pipeline.yaml"
-    path.write_text(yaml.safe_dump(sim_settings(full_sim, tmp_path / "catalog")))
-    return path
-
-
-Asked = list[tuple[str, str, int]]
-"""(exchange path, symbol, startTime ms) of every funding-history request."""
-
-
-@pytest.fixture
-def asked(monkeypatch: pytest.MonkeyPatch) -> Asked:
-    """Every funding-history request ccxt sends, with the symbol and start it asks for."""
-    seen: Asked = []
-    original = ccxt_exchange.Exchange.fetch
-
-    async def fetch(self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-        parts = urlsplit(url)
-        if parts.path in FUNDING_PATHS.values():
-            query = parse_qs(parts.query)
-            seen.append((parts.path, query["symbol"][0], int(query["startTime"][0])))
-        elif body and '"fundingHistory"' in str(body):
-            request = json.loads(body)
-            seen.append(("fundingHistory", request["coin"], int(request["startTime"])))
-        return await original(self, url, method, headers, body)
-
-    monkeypatch.setattr(ccxt_exchange.Exchange, "fetch", fetch)
-    return seen
+    return write_sim_config(full_sim, tmp_path)
 
 
 def served(exchange: str, symbol: str) -> list[tuple[int, float]]:
@@ -113,7 +90,7 @@ def test_all_with_symbols_or_neither_is_one_line(cli: Cli, sim: ExchangeSimulato
 
 @pytest.mark.slow
 def test_all_covers_every_perpetual_from_its_listing_and_a_rerun_asks_nothing(
-    full_config: Path, full_sim: ExchangeSimulator, asked: Asked
+    full_config: Path, full_sim: ExchangeSimulator, funding_asked: FundingAsked
 ) -> None:
     args = ("fetch-funding", "--all", "-e", "binance", "-e", "bybit", "--from", START, "--to", END)
     result = run_cli(full_config, *args, "--json", catch_exceptions=False)
@@ -127,7 +104,7 @@ def test_all_covers_every_perpetual_from_its_listing_and_a_rerun_asks_nothing(
         for symbol, iid in ids.items():
             assert stored(reader, iid) == served(exchange, symbol), (exchange, symbol)
         launch = {i.id: i.launch_ms for i in data.listed(exchange, full=True)}
-        requests = [(s, t) for path, s, t in asked if path == FUNDING_PATHS[exchange]]
+        requests = [(s, t) for ex, s, t in funding_asked if ex == exchange]
         assert {s for s, _ in requests} == set(ids)
         before = [(s, t, launch[s]) for s, t in requests if t < launch[s]]
         assert before == [], before[:5]  # nothing asked for before a market existed
@@ -145,11 +122,11 @@ def test_all_covers_every_perpetual_from_its_listing_and_a_rerun_asks_nothing(
         first = reader.query(FUNDING_RATE, [gap["instrument_id"]]).column("ts_event")[0].as_py()
         assert (gap["ts_event"], gap["end_ns"]) == (launches[gap["instrument_id"]], first - 1), gap
 
-    asked.clear()
+    funding_asked.clear()
     full_sim.reset_counters()
     again = run_cli(full_config, *args, catch_exceptions=False)
     assert again.exit_code == 0, again.output + again.stderr
-    assert asked == []
+    assert funding_asked == []
     for exchange in ("binance", "bybit"):
         n = len(data.symbols(exchange, full=True))
         assert f"{exchange}: {n} instruments up to date: nothing to fetch" in again.output
@@ -188,7 +165,7 @@ def test_hyperliquid_learns_where_a_series_begins_once(
 
 @pytest.mark.slow
 def test_a_killed_all_fetch_resumes_without_asking_for_what_is_stored(
-    full_config: Path, full_sim: ExchangeSimulator, asked: Asked
+    full_config: Path, full_sim: ExchangeSimulator, funding_asked: FundingAsked
 ) -> None:
     args = ["fetch-funding", "--all", "-e", "bybit", "--from", START, "--to", END]
     reader = CatalogReader(full_config.parent / "catalog")
@@ -219,7 +196,7 @@ def test_a_killed_all_fetch_resumes_without_asking_for_what_is_stored(
     full_sim.latency_ms = 0
     rerun = run_cli(full_config, *args, catch_exceptions=False)
     assert rerun.exit_code == 0, rerun.output + rerun.stderr
-    asked_for = {s for _, s, _ in asked}
+    asked_for = {s for _, s, _ in funding_asked}
     assert asked_for.isdisjoint(complete)  # no request for a symbol already stored whole
     assert asked_for  # the rest was fetched
     for iid, symbol in ids.items():

@@ -19,7 +19,6 @@ import pytest
 from typer.testing import CliRunner
 
 from ccxt_pipeline.catalog import LIQUIDATION, OPEN_INTEREST, CatalogReader
-from ccxt_pipeline.catalog.layout import data_root
 from ccxt_pipeline.catalog.maintenance import verify
 from ccxt_pipeline.catalog.schema import META_VERSION, SCHEMA_VERSION
 from ccxt_pipeline.catalog.versions import pending, upgrade_table
@@ -33,6 +32,8 @@ from tests.v1_catalog import (
     HYPERLIQUID_ID,
     T0,
     FileState,
+    assert_settled,
+    assert_single_side,
     build_v2_catalog,
     halved,
     single_side,
@@ -124,24 +125,9 @@ def test_schema2_catalog_needs_migration_for_hyperliquid_only(tmp_path: Path) ->
     assert "3 of 9 files migrated (150 rows); the catalog is at schema version 3" in result.stdout
     after = snapshot(root)
     assert_only_hyperliquid_halved(before, after)
-    table = CatalogReader(root).query(OPEN_INTEREST, [HYPERLIQUID_ID])
-    ks = [(t - T0) // STEP for t in table.column("ts_init").to_pylist()]
-    assert table.column("open_interest").to_pylist() == [single_side(k) for k in ks]  # one side, exactly
-    for iid in BYBIT_IDS:  # Bybit's schema-2 single side, not halved again
-        bybit = CatalogReader(root).query(OPEN_INTEREST, [iid])
-        ks = [(t - T0) // STEP for t in bybit.column("ts_init").to_pylist()]
-        assert bybit.column("open_interest").to_pylist() == [single_side(k) for k in ks]
-
-    clean = run("catalog", "verify", "--catalog", str(root), "--json")
-    assert clean.exit_code == 0, clean.stdout
-    assert json.loads(clean.stdout)["problems"] == []
-
-    mtimes = {p: p.stat().st_mtime_ns for p in data_root(root).rglob("*.parquet")}
-    again = run("catalog", "migrate", "--catalog", str(root), "--json")
-    assert again.exit_code == 0
-    assert json.loads(again.stdout)["migrated"] == []
-    assert snapshot(root) == after
-    assert {p: p.stat().st_mtime_ns for p in data_root(root).rglob("*.parquet")} == mtimes  # untouched
+    assert_single_side(root, [HYPERLIQUID_ID])  # one side, exactly
+    assert_single_side(root, BYBIT_IDS)  # Bybit's schema-2 single side, not halved again
+    assert_settled(root, after)
 
 
 def test_fetch_oi_migrates_a_schema2_hyperliquid_folder_before_adding_to_it(

@@ -22,11 +22,12 @@ from ccxt_pipeline.simulator.server import ExchangeSimulator
 from tests.v1_catalog import (
     BYBIT_IDS,
     HYPERLIQUID_ID,
+    assert_settled,
+    assert_single_side,
     build_v1_catalog,
     halved,
     is_both_sides,
     is_bybit_oi,
-    single_side,
     snapshot,
 )
 
@@ -79,21 +80,8 @@ def test_verify_reports_old_bybit_files_and_migrate_halves_them_once(tmp_path: P
     assert f"9 of 9 files migrated ({8 * 300 + 50:,} rows)" in result.stdout
     after = snapshot(root)
     assert_migrated(root, before, after)
-    for iid in (*BYBIT_IDS, HYPERLIQUID_ID):  # the single side, exactly
-        table = CatalogReader(root).query(OPEN_INTEREST, [iid])
-        ks = [(t - 1_735_689_600_000_000_000) // 300_000_000_000 for t in table.column("ts_init").to_pylist()]
-        assert table.column("open_interest").to_pylist() == [single_side(k) for k in ks]
-
-    clean = run("catalog", "verify", "--catalog", str(root), "--json")
-    assert clean.exit_code == 0, clean.stdout
-    assert json.loads(clean.stdout)["problems"] == []
-
-    mtimes = {p: p.stat().st_mtime_ns for p in data_root(root).rglob("*.parquet")}
-    again = run("catalog", "migrate", "--catalog", str(root), "--json")
-    assert again.exit_code == 0
-    assert json.loads(again.stdout)["migrated"] == []
-    assert snapshot(root) == after
-    assert {p: p.stat().st_mtime_ns for p in data_root(root).rglob("*.parquet")} == mtimes  # untouched
+    assert_single_side(root, (*BYBIT_IDS, HYPERLIQUID_ID))
+    assert_settled(root, after)
 
 
 def test_verify_repair_performs_the_migration(tmp_path: Path) -> None:

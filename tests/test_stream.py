@@ -190,21 +190,26 @@ def check_after_stress(
     assert_catalog_invariants(catalog, exact_names=False)
 
 
+async def run_stressed(
+    sim: ExchangeSimulator, catalog: Path, hurt: dict[str, Any], **stream: Any
+) -> tuple[StreamSummary, list[SentEvent], list[int], tuple[int, int]]:
+    """Stream BTCUSDT-PERP from Binance and Bybit (`stream` settings) while `stress(**hurt)` hurts the
+    simulator: the summary, the events sent, and the drops and silence `stress` made."""
+    holder: dict[str, Any] = {}
+
+    async def body(stream: LiquidationStream) -> None:
+        holder["drops"], holder["silent"] = await stress(sim, stream, **hurt)
+
+    request = StreamRequest(["BTCUSDT-PERP"], ["binance", "bybit"])
+    summary = await run_stream(stream_settings(sim, catalog, **stream), request, body)
+    return summary, list(sim.liquidations.sent), holder["drops"], holder["silent"]
+
+
 async def test_stream_survives_drops_silence_and_garbage(tmp_path: Path) -> None:
     async with ExchangeSimulator(seed=3) as sim:
-        holder: dict[str, Any] = {}
-        request = StreamRequest(["BTCUSDT-PERP"], ["binance", "bybit"])
-
-        async def body(stream: LiquidationStream) -> None:
-            holder["drops"], holder["silent"] = await stress(
-                sim, stream, seconds=6, drop_every=1.5, silence=(2.0, 3.0), malformed_every=9
-            )
-
-        summary = await run_stream(
-            stream_settings(sim, tmp_path / "catalog", stale_seconds=1.0), request, body
-        )
-        sent = list(sim.liquidations.sent)
-    check_after_stress(tmp_path / "catalog", sent, summary, holder["drops"], holder["silent"])
+        hurt = {"seconds": 6, "drop_every": 1.5, "silence": (2.0, 3.0), "malformed_every": 9}
+        summary, sent, drops, silent = await run_stressed(sim, tmp_path / "catalog", hurt, stale_seconds=1.0)
+    check_after_stress(tmp_path / "catalog", sent, summary, drops, silent)
     silent_gaps = [
         g
         for g in as_records(CoverageGap, CatalogReader(tmp_path / "catalog").query_records(COVERAGE_GAP))
@@ -216,25 +221,18 @@ async def test_stream_survives_drops_silence_and_garbage(tmp_path: Path) -> None
 @pytest.mark.slow
 async def test_stress_acceptance_drop_every_5s_30s_silence_garbage(tmp_path: Path) -> None:
     async with ExchangeSimulator(seed=4) as sim:
-        holder: dict[str, Any] = {}
-        request = StreamRequest(["BTCUSDT-PERP"], ["binance", "bybit"])
-
-        async def body(stream: LiquidationStream) -> None:
-            holder["drops"], holder["silent"] = await stress(
-                sim, stream, seconds=50, drop_every=5, silence=(8, 30), malformed_every=25
-            )
-
-        settings = stream_settings(sim, tmp_path / "catalog", stale_seconds=5.0, reconnect_max_seconds=2.0)
-        summary = await run_stream(settings, request, body)
-        sent = list(sim.liquidations.sent)
+        hurt = {"seconds": 50, "drop_every": 5, "silence": (8, 30), "malformed_every": 25}
+        summary, sent, drops, silent = await run_stressed(
+            sim, tmp_path / "catalog", hurt, stale_seconds=5.0, reconnect_max_seconds=2.0
+        )
     print(
-        f"stress: {len(sent)} events delivered, {len(holder['drops'])} drop rounds, "
+        f"stress: {len(sent)} events delivered, {len(drops)} drop rounds, "
         + ", ".join(
             f"{n}: {h.reconnects} reconnects, {h.gaps} gaps, {h.errors} errors, {h.duplicates} duplicates"
             for n, h in summary.health.items()
         )
     )
-    check_after_stress(tmp_path / "catalog", sent, summary, holder["drops"], holder["silent"])
+    check_after_stress(tmp_path / "catalog", sent, summary, drops, silent)
 
 
 async def test_one_exchange_failing_never_stops_the_others(tmp_path: Path) -> None:

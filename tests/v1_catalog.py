@@ -13,10 +13,12 @@ versions were stamped count as version 0).
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,6 +28,7 @@ from ccxt_pipeline.catalog import (
     FUNDING_RATE,
     LIQUIDATION,
     OPEN_INTEREST,
+    CatalogReader,
     CatalogWriter,
 )
 from ccxt_pipeline.catalog.files import PARQUET_OPTIONS
@@ -195,11 +198,43 @@ def halved(values: Sequence[float | None] | None) -> list[float | None] | None:
     return None if values is None else [None if v is None else v / 2 for v in values]
 
 
+def assert_single_side(root: Path, instrument_ids: Iterable[str]) -> None:
+    """Each instrument's open interest reads back as the single side of its point, exactly."""
+    for iid in instrument_ids:
+        table = CatalogReader(root).query(OPEN_INTEREST, [iid])
+        ks = [(t - T0) // (5 * MINUTE) for t in table.column("ts_init").to_pylist()]
+        assert table.column("open_interest").to_pylist() == [single_side(k) for k in ks], iid
+
+
+def assert_settled(root: Path, after: dict[str, FileState]) -> None:
+    """After a migration: `catalog verify` finds nothing, and `catalog migrate` again changes nothing (no file
+    rewritten, none even touched). The CLI loads here, not when the crash trials' child builds a catalog."""
+    from typer.testing import CliRunner
+
+    from ccxt_pipeline.cli import app
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(app, [*args, "--catalog", str(root), "--json"], catch_exceptions=False)
+
+    clean = run("catalog", "verify")
+    assert clean.exit_code == 0, clean.stdout
+    assert json.loads(clean.stdout)["problems"] == []
+
+    mtimes = {p: p.stat().st_mtime_ns for p in data_root(root).rglob("*.parquet")}
+    again = run("catalog", "migrate")
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["migrated"] == []
+    assert snapshot(root) == after
+    assert {p: p.stat().st_mtime_ns for p in data_root(root).rglob("*.parquet")} == mtimes  # untouched
+
+
 __all__ = [
     "BOTH_SIDES_BEFORE",
     "BYBIT_IDS",
     "HYPERLIQUID_ID",
     "FileState",
+    "assert_settled",
+    "assert_single_side",
     "build_v1_catalog",
     "build_v2_catalog",
     "halved",

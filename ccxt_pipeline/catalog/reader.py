@@ -6,8 +6,9 @@ list one folder and compare fixed-width names as strings, so they stay fast with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Concatenate, ParamSpec
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +35,22 @@ from ccxt_pipeline.catalog.schema import (
 )
 from ccxt_pipeline.models import Record
 from ccxt_pipeline.venues import get_venue
+
+P = ParamSpec("P")
+Query = Callable[Concatenate["CatalogReader", DataKind, P], pa.Table]
+
+
+def _as_records(query: Query[P]) -> Callable[Concatenate[CatalogReader, DataKind, P], list[Record]]:
+    """`query` answering validated models instead of a table: the same arguments, by position or by name."""
+
+    def query_records(
+        self: CatalogReader, kind: DataKind, /, *args: P.args, **kwargs: P.kwargs
+    ) -> list[Record]:
+        return from_table(kind, query(self, kind, *args, **kwargs))
+
+    query_records.__qualname__ = "CatalogReader.query_records"
+    query_records.__doc__ = "Like :meth:`query`, as validated models."
+    return query_records
 
 
 class CatalogReader:
@@ -172,16 +189,7 @@ class CatalogReader:
             table = table.sort_by([(c, "ascending") for c in kind.key])
         return table
 
-    def query_records(
-        self,
-        kind: DataKind,
-        instrument_ids: Iterable[str] | None = None,
-        exchanges: Iterable[str] | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> list[Record]:
-        """Like :meth:`query`, as validated models."""
-        return from_table(kind, self.query(kind, instrument_ids, exchanges, start, end))
+    query_records = _as_records(query)
 
     def _read(self, kind: DataKind, path: Path, start: int | None, end: int | None) -> pa.Table | None:
         """One file in the type's schema, cut to [start, end] (sequential reads of small files beat a

@@ -9,7 +9,7 @@ import sys
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -228,12 +228,19 @@ def verify_cmd(
             err.print(f"problem: {p.kind}: {p.path}: {p.detail}", markup=False)
         for q in report.quarantined:  # moved out of data/: no reader sees them; a hole a fetch may refill
             out.print(f"quarantined: {q.path}: {q.reason or 'unreadable'}", markup=False)
-        out.print(
-            f"{report.files} files, rows before {before.rows:,}, after {report.rows:,}; "
-            f"{len(report.problems)} problem(s) left",
-            markup=False,
-        )
-    raise typer.Exit(int(Exit.PARTIAL if report.problems else Exit.OK))
+    summary = (
+        f"{report.files} files, rows before {before.rows:,}, after {report.rows:,}; "
+        f"{len(report.problems)} problem(s) left"
+    )
+    _finish(None if json_out else summary, left=bool(report.problems))
+
+
+def _finish(summary: str | None, *, left: bool) -> NoReturn:
+    """End a maintenance command: its summary line (None under --json), then exit 1 if something was left
+    undone (a problem, an unreadable file), else 0."""
+    if summary is not None:
+        out.print(summary, markup=False)
+    raise typer.Exit(int(Exit.PARTIAL if left else Exit.OK))
 
 
 @app.command("compact")
@@ -292,12 +299,11 @@ def migrate_cmd(
             out.print(f"migrated: {path}", markup=False)
         for line in report.unreadable:
             err.print(f"problem: unreadable: {line}", markup=False)
-        out.print(
-            f"{len(report.migrated)} of {report.files_checked} files migrated ({report.rows:,} rows); "
-            f"the catalog is at schema version {CURRENT_VERSION}",
-            markup=False,
-        )
-    raise typer.Exit(int(Exit.PARTIAL if report.unreadable else Exit.OK))
+    summary = (
+        f"{len(report.migrated)} of {report.files_checked} files migrated ({report.rows:,} rows); "
+        f"the catalog is at schema version {CURRENT_VERSION}"
+    )
+    _finish(None if json_out else summary, left=bool(report.unreadable))
 
 
 class QueryType(StrEnum):
