@@ -524,3 +524,18 @@ async def test_client_pool_heals_an_exchange_that_was_down_and_closes_a_generati
     finally:
         await pool.close()
     assert all(e.closed_by_user for e in venues.transport.exchanges)
+
+
+def test_the_request_meter_keeps_one_minute_only() -> None:
+    """The daemon's clients count requests and never ask for the rate; the count must not grow with uptime
+    (the soak found its deque at 1,819 times after 7 minutes, growing without end)."""
+    from ccxt_pipeline.collect.clients import RequestMeter
+
+    now = [0.0]
+    meter = RequestMeter(clock=lambda: now[0])
+    for _ in range(10_000):
+        now[0] += 0.5
+        meter.mark()
+    assert meter.total == 10_000
+    assert len(meter._times) <= 121
+    assert 120 <= meter.per_minute() <= 121

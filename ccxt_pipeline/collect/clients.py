@@ -105,14 +105,18 @@ class RequestMeter:
 
     def mark(self) -> None:
         self.total += 1
-        self._times.append(self._clock())
+        now = self._clock()
+        self._times.append(now)
+        self._forget_before(now - 60.0)  # bounded: a daemon's clients live for a day and never ask
 
     def per_minute(self) -> int:
         """Requests sent in the last 60 seconds."""
-        now = self._clock()
-        while self._times and now - self._times[0] > 60.0:
-            self._times.popleft()
+        self._forget_before(self._clock() - 60.0)
         return len(self._times)
+
+    def _forget_before(self, cutoff: float) -> None:
+        while self._times and self._times[0] < cutoff:
+            self._times.popleft()
 
 
 def unreachable(exc: BaseException) -> str | None:
