@@ -313,10 +313,19 @@ def _split_generic(typed: str, upper: str) -> tuple[str, str]:
         raise SymbolError(f"{typed!r} has no base currency before {body}; e.g. 'BTC{body}-PERP'")
     if not body.isalnum():
         raise SymbolError(f"{typed!r} is not a known symbol form; expected e.g. {_EXAMPLES}")
+    if upper in _FLAG_VALUES:
+        # `--json true`: the flag takes no value, so the value became a symbol.
+        raise SymbolError(
+            f"{typed!r} is not a symbol; flags such as --json take no value (write --json alone)"
+        )
     raise SymbolError(
         f"unknown quote currency in {typed!r}: it must end in one of {_KNOWN_QUOTES} before '-PERP', "
         f"e.g. 'BTCUSDT-PERP'"
     )
+
+
+_FLAG_VALUES = frozenset({"TRUE", "FALSE", "YES", "NO", "ON", "OFF", "1", "0"})
+"""Words users give boolean flags: typed where a symbol is expected, they mean a flag was given a value."""
 
 
 def _from_full_id(

@@ -41,3 +41,12 @@ def test_help_on_a_terminal_shows_json_as_a_flag() -> None:
     assert "<bool>" not in shown
     assert re.search(r"--json\s+Print machine-readable JSON", json_row), json_row
     assert re.search(r"--period\s+<str>", shown)  # options that take a value still say what it is
+
+
+def test_a_value_given_to_a_flag_is_named_as_such() -> None:
+    """`--json true` makes `true` a symbol; say what happened, not that `true` lacks a quote currency."""
+    result = CliRunner().invoke(app, ["fetch-oi", "--json", "true"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: 'true' is not a symbol; flags such as --json take no value (write --json alone)"
+    ]
