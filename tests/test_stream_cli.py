@@ -18,7 +18,7 @@ import yaml
 from ccxt_pipeline.catalog import LIQUIDATION, CatalogReader, CatalogWriter
 from ccxt_pipeline.catalog.merge import sort_unique
 from ccxt_pipeline.simulator.server import ExchangeSimulator
-from tests.conftest import SimulatorThread, run_cli, sim_settings
+from tests.conftest import SimulatorThread, run_cli, sim_settings, wait_for
 from tests.test_stream import expected_row, stored_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,14 +107,27 @@ def test_sigterm_flushes_every_event_received(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def last_flush(catalog: Path) -> float:
+    """When the stream last committed liquidation rows (each flush adds a file or replaces one by a rename), by
+    the files' own times; 0 before the first."""
+    folder = catalog / "data" / LIQUIDATION.type_dir
+    return max((f.stat().st_mtime for f in folder.rglob("*.parquet")), default=0.0) if folder.exists() else 0.0
+
+
 def test_sigkill_loses_at_most_the_flush_interval(tmp_path: Path) -> None:
+    """A SIGKILL loses only the rows received since the last flush: per exchange, what is missing is a tail of
+    what was sent (no hole before it), and the last flush was no more than one interval before the kill.
+
+    Both are judged from the catalog itself (file times are the writer's own clock), not from when the test
+    believes events arrived, so a busy machine that delivers late does not fail the test."""
     flush = 0.5
-    slack = 0.5  # scheduling, loopback delivery and the write itself
+    slack = 1.0  # the flush timer itself, on a busy machine
     rng = random.Random(11)
     report = []
     for trial in range(10):
         folder = tmp_path / f"t{trial}"
         folder.mkdir()
+        catalog = folder / "catalog"
         thread = SimulatorThread(ExchangeSimulator(seed=100 + trial))
         with thread as sim:
             config = write_config(sim, folder, flush_seconds=flush)
@@ -123,25 +136,29 @@ def test_sigkill_loses_at_most_the_flush_interval(tmp_path: Path) -> None:
                 for ex in ("binance", "bybit"):
                     thread.run(sim.liquidations.wait_subscribed(ex, "BTCUSDT", max_wait_s=20))
                 sim.liquidations.rate_per_s = {"binance": 200.0, "bybit": 200.0}
-                time.sleep(rng.uniform(1.0, 3.0))
+                first = wait_for(lambda: last_flush(catalog), "a first flush")
+                wait_for(lambda: last_flush(catalog) > first, "a second flush")
+                time.sleep(rng.uniform(0.0, 2 * flush))  # kill at any point of the flush cycle
                 proc.send_signal(signal.SIGKILL)
-                killed_ms = time.time() * 1000
+                killed = time.time()
                 proc.wait(timeout=10)
             finally:
                 proc.kill()
                 proc.stderr.close()  # type: ignore[union-attr]
                 sim.liquidations.rate_per_s = {}
             sent = list(sim.liquidations.sent)
-        catalog = folder / "catalog"
         # The catalog as the kill left it: pyarrow reads the folder, no duplicates.
         table = ds.dataset(catalog / "data" / LIQUIDATION.type_dir, format="parquet").to_table()
         assert sort_unique(LIQUIDATION, table).num_rows == table.num_rows
+        since_flush = killed - last_flush(catalog)
+        assert since_flush <= flush + slack, f"trial {trial}: the last flush was {since_flush:.2f}s before the kill"
         stored = set(stored_rows(catalog))
+        for ex in ("binance", "bybit"):
+            kept = [expected_row(e) in stored for e in sent if e.exchange == ex]
+            tail = kept.index(False) if False in kept else len(kept)
+            assert all(kept[:tail]) and not any(kept[tail:]), f"trial {trial}: {ex} lost rows before its tail"
         lost = [e for e in sent if expected_row(e) not in stored]
-        old_lost = [e for e in lost if e.t_ms < killed_ms - (flush + slack) * 1000]
-        assert not old_lost, f"trial {trial}: {len(old_lost)} events older than the flush interval lost"
-        newest = max((killed_ms - e.t_ms for e in lost), default=0.0)
-        report.append((len(sent), len(lost), newest))
+        report.append((len(sent), len(lost), round(since_flush, 2)))
         CatalogWriter(catalog)  # the next open repairs leftovers
         assert CatalogReader(catalog).query(LIQUIDATION).num_rows == len(stored)
-    print("SIGKILL trials (sent, lost, oldest lost ms before kill):", report)
+    print("SIGKILL trials (sent, lost, last flush s before kill):", report)
