@@ -116,6 +116,11 @@ def last_flush(catalog: Path) -> float:
     )
 
 
+def wait_for_two_flushes(catalog: Path) -> None:
+    first = wait_for(lambda: last_flush(catalog), "a first flush")
+    wait_for(lambda: last_flush(catalog) > first, "a second flush")
+
+
 def test_sigkill_loses_at_most_the_flush_interval(tmp_path: Path) -> None:
     """A SIGKILL loses only the rows received since the last flush: per exchange, what is missing is a tail of
     what was sent (no hole before it), and the last flush was no more than one interval before the kill.
@@ -138,8 +143,7 @@ def test_sigkill_loses_at_most_the_flush_interval(tmp_path: Path) -> None:
                 for ex in ("binance", "bybit"):
                     thread.run(sim.liquidations.wait_subscribed(ex, "BTCUSDT", max_wait_s=20))
                 sim.liquidations.rate_per_s = {"binance": 200.0, "bybit": 200.0}
-                first = wait_for(lambda c=catalog: last_flush(c), "a first flush")
-                wait_for(lambda c=catalog, t=first: last_flush(c) > t, "a second flush")
+                wait_for_two_flushes(catalog)
                 time.sleep(rng.uniform(0.0, 2 * flush))  # kill at any point of the flush cycle
                 proc.send_signal(signal.SIGKILL)
                 killed = time.time()
