@@ -5,7 +5,8 @@ The rules are each venue module's `LIMITS` table (sources there and in tests/fix
 Binance REQUEST_WEIGHT 2400/min (fixed minute, `X-MBX-USED-WEIGHT-1M`), openInterestHist 1000/5min,
 fundingRate+fundingInfo 500/5min, 429 + Retry-After then a 418 ban; Bybit 600 requests per 5 s, then HTTP 403
 "access too frequent" for 10 minutes; Hyperliquid 1200 weight/min (info 20, allMids 2, +1 per 20
-fundingHistory rows), HTTP 429.
+fundingHistory rows), HTTP 429, counted as a token bucket (1200, refilled at 20 a second, starting full) as
+NautilusTrader's Hyperliquid adapter counts it (Hyperliquid does not say).
 """
 
 from __future__ import annotations
@@ -212,18 +213,60 @@ async def test_hyperliquid_weights_and_429(
     assert sim.used_weight("hyperliquid") == 47
     metas = [post(http, url, {"type": "metaAndAssetCtxs"}) for _ in range(57)]  # 20 each: 1187
     assert set(await statuses(metas)) == {200}
-    status, headers, _ = await post(http, url, {"type": "meta"})
+    status, headers, _ = await post(http, url, {"type": "meta"})  # 13 tokens left: 7 more in 0.35 s
     assert status == 429
-    assert headers["Retry-After"] == "60"
+    assert headers["Retry-After"] == "1"
     assert (await post(http, url, {"type": "allMids"}))[0] == 200  # 1189: 2 still fits
     assert sim.rejections("hyperliquid", 429) == 1
-    clock.t += 60.0
+    clock.t += 60.0  # the bucket is full again
     assert (await post(http, url, {"type": "meta"}))[0] == 200
     async with client(sim, "hyperliquid", load=False) as h:
-        for _ in range(59):  # with the meta above: 60 x 20 = 1200, the whole minute
+        for _ in range(59):  # with the meta above: 60 x 20 = 1200, the whole bucket
             await h.public_post_info({"type": "meta"})
         with pytest.raises(ccxt.RateLimitExceeded):
             await h.public_post_info({"type": "meta"})
+
+
+async def test_hyperliquid_full_bucket_admits_1200_at_once_then_refills_20_a_second(
+    sim: ExchangeSimulator, clock: Clock, http: aiohttp.ClientSession
+) -> None:
+    url = f"{sim.base_url}/info"
+    metas = [post(http, url, {"type": "meta"}) for _ in range(60)]  # 60 x 20 = 1200 at one instant
+    assert set(await statuses(metas)) == {200}
+    assert sim.used_weight("hyperliquid") == 1200
+    refusal = sim.limiter("hyperliquid").admit("info:meta", 20)
+    assert refusal is not None
+    assert refusal.retry_after_s == pytest.approx(1.0)  # 20 tokens at 1200 / 60 a second
+    status, headers, _ = await post(http, url, {"type": "meta"})
+    assert status == 429
+    assert headers["Retry-After"] == "1"
+    clock.t += 0.5
+    assert (await post(http, url, {"type": "meta"}))[0] == 429  # 10 tokens: not yet
+    clock.t += 0.5
+    assert (await post(http, url, {"type": "meta"}))[0] == 200
+    assert (await post(http, url, {"type": "meta"}))[0] == 429
+    assert sim.rejections("hyperliquid", 429) == 3  # the three HTTP 429s (not the direct `admit`)
+    clock.t += 3600.0  # an idle hour refills to the capacity, no further
+    assert sim.used_weight("hyperliquid") == 0
+    assert set(await statuses([post(http, url, {"type": "meta"}) for _ in range(60)])) == {200}
+    assert (await post(http, url, {"type": "meta"}))[0] == 429
+
+
+async def test_hyperliquid_items_weight_is_taken_from_the_bucket_after_the_answer(
+    sim: ExchangeSimulator, clock: Clock, http: aiohttp.ClientSession
+) -> None:
+    url = f"{sim.base_url}/info"
+    start = NOW - 600 * 3_600_000
+    assert (await post(http, url, {"type": "fundingHistory", "coin": "BTC", "startTime": start}))[0] == 200
+    assert sim.used_weight("hyperliquid") == 45  # 20 on admission + 500 rows // 20 after the answer
+    metas = [post(http, url, {"type": "meta"}) for _ in range(57)]
+    assert set(await statuses(metas)) == {200}  # 1185 used, 15 tokens left
+    refusal = sim.limiter("hyperliquid").admit("info:meta", 20)
+    assert refusal is not None
+    assert refusal.retry_after_s == pytest.approx(0.25)
+    clock.t += 0.25
+    assert (await post(http, url, {"type": "meta"}))[0] == 200
+    assert sim.used_weight("hyperliquid") == 1200
 
 
 # --- within the limits, and off ------------------------------------------------------------------------
@@ -286,3 +329,31 @@ def test_limiter_windows() -> None:
     clock.t += 4.0
     assert limiter.admit("/a", 0) is None
     assert limiter.used("s") == 2
+
+
+def test_limiter_bucket() -> None:
+    """A token bucket as NautilusTrader's Hyperliquid `WeightedLimiter`: starts full, refills continuously,
+    admits while it holds the cost, an after-answer charge empties it but never below 0."""
+    clock = Clock()
+    limiter = Limiter(VenueLimits(rules=(Rule("b", 1200, 60.0, "bucket"),)), clock)
+    assert all(limiter.admit("/x", 20) is None for _ in range(60))
+    refusal = limiter.admit("/x", 20)
+    assert refusal is not None
+    assert refusal.rule is not None
+    assert refusal.rule.name == "b"
+    assert refusal.retry_after_s == pytest.approx(1.0)
+    assert limiter.reset_at("b") == pytest.approx(T0 + 60.0)  # full again after a minute
+    clock.t += 0.25
+    refusal = limiter.admit("/x", 20)
+    assert refusal is not None
+    assert refusal.retry_after_s == pytest.approx(0.75)
+    assert limiter.used("b") == 1195
+    clock.t += 0.75
+    assert limiter.admit("/x", 20) is None
+    limiter.charge("/x", 500)  # more than the bucket holds: it is empty, not in debt
+    assert limiter.used("b") == 1200
+    clock.t += 1.0
+    assert limiter.admit("/x", 20) is None
+    clock.t += 120.0
+    assert limiter.used("b") == 0
+    assert limiter.admit("/x", 1201) is not None  # more than the capacity never fits

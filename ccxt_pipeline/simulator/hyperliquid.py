@@ -47,10 +47,17 @@ class HyperliquidError(Exception):
 RATE_LIMIT_DOCS = (
     "https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits-and-user-limits"
 )
+NAUTILUS_LIMITER = (
+    "https://github.com/nautechsystems/nautilus_trader/blob/develop/"
+    "crates/adapters/hyperliquid/src/http/rate_limits.rs"
+)
+"""How the trusted adapter counts the limit (`WeightedLimiter`: a token bucket)."""
 LIMITS = VenueLimits(
-    # "REST requests share an aggregated weight limit of 1200 per minute" (per IP). The docs do not say how
-    # the minute is counted: a sliding window, the stricter reading.
-    rules=(Rule("REST", 1200, 60.0, "sliding", source=RATE_LIMIT_DOCS),),
+    # "REST requests share an aggregated weight limit of 1200 per minute" (per IP). Hyperliquid does not
+    # document how the minute is counted. This follows the trusted implementation, NautilusTrader's
+    # Hyperliquid adapter, which reads it as a token bucket: 1200 tokens, refilled at 1200/60 a second,
+    # starting full, the per-items weight debited after the answer (`WeightedLimiter`, NAUTILUS_LIMITER).
+    rules=(Rule("REST", 1200, 60.0, "bucket", source=RATE_LIMIT_DOCS + " ; " + NAUTILUS_LIMITER),),
 )
 _INFO_WEIGHT_2 = frozenset(
     {"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState", "exchangeStatus"}

@@ -10,7 +10,11 @@ within the rule's limit; it is then charged to every covering rule. A refused re
 `within_s`; while banned every request is refused with the ban's status.
 
 Windows are `fixed` (counted per aligned interval of the clock, reset at its end, as Binance's per-minute
-`X-MBX-USED-WEIGHT-1M` counter) or `sliding` (the last `window_s` seconds, "in any 5-second window").
+`X-MBX-USED-WEIGHT-1M` counter), `sliding` (the last `window_s` seconds, "in any 5-second window") or
+`bucket` (a token bucket of `limit` tokens that starts full and refills continuously at `limit / window_s`
+a second; a request is admitted while the bucket holds its cost, its `Retry-After` is the time until it
+does; weight charged after the answer may empty the bucket but never takes it below 0, as NautilusTrader's
+Hyperliquid `WeightedLimiter` debits it, crates/adapters/hyperliquid/src/http/rate_limits.rs).
 The clock is injectable (seconds, `time.time` by default) so tests move time without sleeping.
 """
 
@@ -22,12 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-WindowKind = Literal["fixed", "sliding"]
+WindowKind = Literal["fixed", "sliding", "bucket"]
+
+_EPSILON = 1e-9
+"""Tokens a float refill may miss: a request that waits exactly its Retry-After is admitted."""
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One documented limit: at most `limit` units per `window_s` seconds.
+    """One documented limit: at most `limit` units per `window_s` seconds, counted as `window` says.
 
     `paths`: endpoint prefixes it covers (our endpoint names: the path, or Hyperliquid's `info:<type>`);
     empty covers every request of the venue. `weighted`: a request costs its weight (else 1 per request).
@@ -79,8 +86,20 @@ class _Window:
         self._fixed_used = 0
         self._events: collections.deque[tuple[float, int]] = collections.deque()
         self._sliding_used = 0
+        self._tokens = float(rule.limit)  # a bucket starts full
+        self._refilled_at: float | None = None
+        self._rate = rule.limit / rule.window_s
+
+    def _refill(self, now: float) -> None:
+        if self._refilled_at is not None and now > self._refilled_at:
+            self._tokens = min(float(self.rule.limit), self._tokens + (now - self._refilled_at) * self._rate)
+        if self._refilled_at is None or now > self._refilled_at:
+            self._refilled_at = now
 
     def used(self, now: float) -> int:
+        if self.rule.window == "bucket":
+            self._refill(now)
+            return max(0, math.ceil(self.rule.limit - self._tokens - _EPSILON))
         if self.rule.window == "fixed":
             if math.floor(now / self.rule.window_s) != self._fixed_index:
                 return 0
@@ -93,7 +112,10 @@ class _Window:
     def charge(self, now: float, cost: int) -> None:
         if cost <= 0:
             return
-        if self.rule.window == "fixed":
+        if self.rule.window == "bucket":
+            self._refill(now)
+            self._tokens = max(0.0, self._tokens - cost)
+        elif self.rule.window == "fixed":
             index = math.floor(now / self.rule.window_s)
             if index != self._fixed_index:
                 self._fixed_index, self._fixed_used = index, 0
@@ -105,6 +127,10 @@ class _Window:
 
     def free_after(self, now: float, cost: int) -> float:
         """Seconds until `cost` more units fit (0 if they fit now)."""
+        if self.rule.window == "bucket":
+            self._refill(now)
+            missing = cost - self._tokens
+            return 0.0 if missing <= _EPSILON else missing / self._rate
         if self.used(now) + cost <= self.rule.limit:
             return 0.0
         if self.rule.window == "fixed":
@@ -117,7 +143,11 @@ class _Window:
         return self.rule.window_s
 
     def reset_at(self, now: float) -> float:
-        """When the current fixed window ends, or the oldest sliding charge leaves the window."""
+        """When the current fixed window ends, the oldest sliding charge leaves the window, or the bucket is
+        full again."""
+        if self.rule.window == "bucket":
+            self._refill(now)
+            return now + (self.rule.limit - self._tokens) / self._rate
         if self.rule.window == "fixed":
             return (math.floor(now / self.rule.window_s) + 1) * self.rule.window_s
         self.used(now)
