@@ -286,7 +286,10 @@ def main() -> int:
     if args.floor_only:
         print(f"ccxt-cli {' '.join(args_for(args.kind, exchanges, from_))}: {len(series)} instruments")
         print("\n".join(floor.lines))
-        print(f"floor {floor.seconds:.1f} s; target {TARGET} x = {TARGET * floor.seconds:.1f} s")
+        window = ""
+        if floor.window_seconds != floor.seconds:
+            window = f"; window floor {floor.window_seconds:.1f} s"
+        print(f"floor {floor.seconds:.1f} s; target {TARGET} x = {TARGET * floor.seconds:.1f} s{window}")
         return 0
     ok = True
     if not args.no_straight:

@@ -10,8 +10,14 @@ limits enforced and 50 ms per answer.
 The floor is the slowest exchange's maximum of two figures (printed with their inputs):
 
     latency floor = fewest requests / requests in flight allowed (venue table) x latency
-    limit floor   = for each documented limit (venue table `rest_limits`): (weight the fewest requests draw
-                    - the limit's capacity) / its refill rate; what a token bucket that starts full admits
+    limit floor   = for each documented limit (venue table `rest_limits`) the fewest requests draw weight
+                    W from, of capacity C per period P:
+                    - token bucket (W - C) / (C / P): what a full token bucket of the documented limit
+                      admits, the issue's definition, printed for every limit and used for the ratio;
+                    - window (ceil(W / C) - 1) x P: for a limit the exchange counts in windows of its period
+                      (fixed or sliding: `RateLimit.counted`, "window" unless the venue table
+                      says "bucket"), nothing sends W faster without a refusal; printed beside it, with
+                      the ratio against it.
 
 The fewest requests are load_markets' own (docs/exchanges.md) plus, per symbol and history,
 ceil(rows the simulator serves in the range / the page limit); Bybit's open interest adds its mark-price
@@ -49,7 +55,10 @@ import yaml
 
 from ccxt_pipeline.simulator import data, hyperliquid
 from ccxt_pipeline.timeutil import NS_PER_MS, now_ns, parse_when
-from ccxt_pipeline.venues import VENUES
+from ccxt_pipeline.venues import VENUES, RateLimit
+
+ACCOUNTING_FIELD = "counted"
+"""`RateLimit`'s field saying how the exchange counts the limit ("window" or "bucket")."""
 
 LOAD_MARKETS_REQUESTS = {"binance": 1, "bybit": 2, "hyperliquid": 1}
 """Requests ccxt's load_markets makes with the venue table's options (docs/exchanges.md)."""
@@ -282,12 +291,22 @@ class Need:
 @dataclass
 class Floor:
     seconds: float
+    """The issue's floor: every limit as a full token bucket of its documented capacity."""
     lines: list[str]
+    window_seconds: float = 0.0
+    """The same with each limit the exchange counts in windows taken as such ((ceil(W / C) - 1) periods)."""
+
+
+def accounting(limit: RateLimit) -> str:
+    """How the exchange counts `limit`: "bucket" or "window" (the venue table's field; "window" without it)."""
+    return str(getattr(limit, ACCOUNTING_FIELD, "window"))
 
 
 def floor_of(needs: Iterable[Need], latency_ms: float) -> Floor:
-    """The slowest exchange's max(latency floor, each limit's floor), with the inputs spelled out."""
-    worst, lines = 0.0, []
+    """The slowest exchange's max(latency floor, each limit's floor), with the inputs spelled out: the
+    token-bucket floor of every limit, and for a limit counted in windows the window floor beside it."""
+    worst = worst_window = 0.0
+    lines = []
     for need in needs:
         venue = VENUES[need.exchange]
         assert venue.rest_limits is not None
@@ -295,21 +314,31 @@ def floor_of(needs: Iterable[Need], latency_ms: float) -> Floor:
         parts = [
             f"latency {need.requests} req / {venue.max_concurrency} in flight x {latency_ms:g} ms = {latency:.2f} s"
         ]
-        ex_floor = latency
+        ex_floor = ex_window = latency
         for lim in venue.rest_limits.limits:
             drawn = need.weights.get(lim.name, 0.0)
             if not drawn:
                 continue
             rate = lim.weight / lim.seconds
-            t = max(0.0, (drawn - lim.weight) / rate)
-            parts.append(
-                f"{lim.name} ({drawn:,.0f} - {lim.weight:g}) / ({lim.weight:g}/{lim.seconds:g} s) = {t:.2f} s"
+            bucket = max(0.0, (drawn - lim.weight) / rate)
+            text = (
+                f"{lim.name} bucket ({drawn:,.0f} - {lim.weight:g}) / ({lim.weight:g}/{lim.seconds:g} s)"
+                f" = {bucket:.2f} s"
             )
-            ex_floor = max(ex_floor, t)
+            window = bucket
+            if accounting(lim) != "bucket":
+                periods = max(0, math.ceil(drawn / lim.weight - 1e-9) - 1)
+                window = periods * lim.seconds
+                text += f" | window {periods} x {lim.seconds:g} s = {window:.2f} s"
+            parts.append(text)
+            ex_floor = max(ex_floor, bucket)
+            ex_window = max(ex_window, window)
         worst = max(worst, ex_floor)
+        worst_window = max(worst_window, ex_window)
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(need.by_kind.items()))
-        lines.append(f"  floor {need.exchange:<11} {ex_floor:8.2f} s  [{'; '.join(parts)}]  fewest: {kinds}")
-    return Floor(worst, lines)
+        shown = f"{ex_floor:8.2f} s" + (f" (window {ex_window:.2f} s)" if ex_window != ex_floor else "")
+        lines.append(f"  floor {need.exchange:<11} {shown}  [{'; '.join(parts)}]  fewest: {kinds}")
+    return Floor(worst, lines, worst_window)
 
 
 # --- checks ------------------------------------------------------------------------------------------------
@@ -375,11 +404,15 @@ def received(stats: dict[str, Any], exchange: str) -> int:
 
 
 def summary(name: str, wall: float, seen: float, floor: Floor, target: float, stats: dict[str, Any]) -> str:
+    """The ratio against the issue's (token-bucket) floor decides; the window floor is shown beside it."""
     ratio = seen / floor.seconds if floor.seconds else float("inf")
     met = "MET" if ratio <= target and rejections(stats) == 0 else "NOT MET"
+    window = ""
+    if floor.window_seconds and floor.window_seconds != floor.seconds:
+        window = f" [window floor {floor.window_seconds:.2f} s, ratio {seen / floor.window_seconds:.2f}]"
     return (
         f"{name}: exchange-side {seen:.2f} s, CLI process {wall:.2f} s, floor {floor.seconds:.2f} s, "
-        f"ratio {ratio:.2f} (process {wall / floor.seconds:.2f}) vs target {target:g}; "
+        f"ratio {ratio:.2f} (process {wall / floor.seconds:.2f}) vs target {target:g}{window}; "
         f"rejections {rejections(stats)} -> {met}"
     )
 
