@@ -94,10 +94,12 @@ def plan_funding(
     page_limit: int,
     floor: int = 0,
     until: int | None = None,
+    *,
+    settles_after_floor: bool = False,
 ) -> FundingPlan:
     """Pure: the spans and page windows covering `ranges`, for pages of `page_limit` settlements at the
     symbol's current interval (an hour if unknown). Nothing before `floor` (the listing) is asked for, nor
-    after `until` (now; default: the last range's end)."""
+    after `until` (now; default: the last range's end). `settles_after_floor`: see `past_listing`."""
     interval = (interval_minutes or 60) * NS_PER_MINUTE
     cap = ranges[-1].end if until is None else until
     # Fetch one settlement further back than each range, so its first row's interval is known too;
@@ -105,12 +107,35 @@ def plan_funding(
     spans: list[Range] = []
     for r in ranges:
         padded = widen(Range(max(floor, r.start - _LONGEST_INTERVAL), r.end), interval, floor, cap)
+        if settles_after_floor and floor > 0 and padded.start == floor:
+            past = past_listing(floor, interval)
+            if past > padded.end:
+                continue
+            padded = Range(past, padded.end)
         if spans and padded.start <= spans[-1].end + 1:
             spans[-1] = Range(spans[-1].start, padded.end)
         else:
             spans.append(padded)
     windows = [w for span in spans for w in settlement_windows(span, interval, page_limit)]
     return FundingPlan(ranges, spans, windows)
+
+
+def past_listing(listed: int, interval: int) -> int:
+    """Pure: where a span starting at the listing `listed` starts when the exchange settles only after it:
+    past a settlement time that lies within the paging's stamp slack of the listing, else the listing.
+
+    A settlement pays for the interval before it (each row's interval is the spacing from the settlement
+    before, module docstring), so none is due at the listing instant itself: the period it would close
+    predates the market. Bybit (newest first, `NEWEST_FIRST`) then answers the first settlements one grid
+    step after a listing on the grid, and a window starting at the listing would look, after a page that
+    reaches back to that first settlement, like it had room for one more row: one wasted request per
+    symbol of an `--all` backfill (docs/benchmarks.md, issue 12). No Bybit page states the first
+    settlement's time in so many words; the simulator follows the same rule (`simulator/data.py`
+    `_segments`, "strictly after the listing")."""
+    k = (listed + interval // 2) // interval
+    if abs(listed - k * interval) <= _STAMP_SLACK:
+        return max(listed, k * interval + _STAMP_SLACK + 1)
+    return listed
 
 
 def widen(span: Range, interval: int, floor: int, until: int) -> Range:
@@ -140,10 +165,11 @@ def settlement_windows(span: Range, interval: int, per_window: int) -> list[Rang
     one wasted request per page, 20 weight each on Hyperliquid. Ending half an interval away, a full page
     leaves half an interval of room, and a complete answer costs one request. Settlement `k * interval`
     belongs to the slot [k * interval - interval / 2, k * interval + interval / 2); the first window may
-    start inside a slot whose settlement is before the span (it then holds one fewer). The span's own
+    start inside a slot; its slots are counted from the first settlement that can be stamped inside it (one at
+    most the stamp slack before its start, stamped late), so that it holds a full page too. The span's own
     ends are the caller's (`widen`)."""
     half = interval // 2
-    last_slot = (span.start + half) // interval + per_window - 1
+    last_slot = -(-(span.start - _STAMP_SLACK) // interval) + per_window - 1
     out = []
     start = span.start
     while start <= span.end:
@@ -247,7 +273,14 @@ async def funding_history(
         if not ranges:
             return out
     interval = known_interval(client, inst.ccxt_symbol) or venue.default_funding_interval_minutes
-    plan = plan_funding(ranges, interval, venue.funding_history_limit, floor, now)
+    plan = plan_funding(
+        ranges,
+        interval,
+        venue.funding_history_limit,
+        floor,
+        now,
+        settles_after_floor=listed is not None and venue.name in NEWEST_FIRST,
+    )
     out.windows = len(plan.windows)
     pages = _FundingWindows(inst, plan, venue.funding_interval_minutes, out, Checkpoints(store), hooks)
     if hooks is not None:
