@@ -12,7 +12,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -38,6 +40,9 @@ OURS_HEAVY = (
     "ccxt_pipeline.settings",
 )
 """Our modules that pull in the above (or pydantic models); the root help loads none of them."""
+LIGHT_CATALOG = ("footer", "info", "layout", "quarantine")
+"""The catalog modules `catalog info` loads for healthy files: no pyarrow among them."""
+_LATER_NAME = "2025-01-02T00-00-00-000000000Z_2025-01-02T00-59-59-999999999Z.parquet"
 
 # Runs the CLI as `ccxt-cli ARGS`; at exit (also after SystemExit) writes the loaded module names to OUT.
 # `--every-help` instead renders `--help` of the root and of every group and command in this one process.
@@ -124,14 +129,31 @@ def test_every_commands_help_renders_without_ccxt_pyarrow_or_settings(tmp_path: 
     assert _loaded(modules, *NETWORK, *DATA, *SETTINGS, *OURS_HEAVY) == []
 
 
-def test_instruments_resolves_without_ccxt_or_pyarrow(tmp_path: Path) -> None:
-    """The venue table (ccxt_pipeline/venues.py) gives every id offline; ccxt's markets are never loaded."""
+def test_instruments_resolves_without_ccxt_pyarrow_or_settings(tmp_path: Path) -> None:
+    """The venue table (ccxt_pipeline/venues.py) gives every id offline; ccxt's markets are never loaded.
+    With no settings file and no `CCXT_*` variable the enabled exchanges are the defaults: no settings are
+    built, and typer converts the arguments without pydantic (cli/common.py)."""
     done, modules = _run(tmp_path, "instruments", "BTCUSDT-PERP")
     assert done.returncode == 0, done.stderr
     for iid in ("BTCUSDT-PERP.BINANCE", "BTCUSDT-LINEAR.BYBIT", "BTC-USD-PERP.HYPERLIQUID"):
         assert iid in done.stdout
-    assert _loaded(modules, *NETWORK, *DATA, "ccxt_pipeline.catalog", "ccxt_pipeline.exchanges") == []
-    assert "ccxt_pipeline.settings" in modules  # it reads the enabled exchanges
+    assert _loaded(modules, *NETWORK, *DATA, *SETTINGS, "pydantic", *OURS_HEAVY) == []
+
+
+def test_instruments_with_a_settings_file_reads_it(tmp_path: Path) -> None:
+    """A settings file is read (the enabled exchanges are its), and a bad one is one clear line, -e or not."""
+    (tmp_path / "good.yaml").write_text("exchanges: [bybit]\n")
+    done, modules = _run(tmp_path, "instruments", "BTCUSDT-PERP", "--config", "good.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "BTCUSDT-LINEAR.BYBIT" in done.stdout
+    assert "BTCUSDT-PERP.BINANCE" not in done.stdout
+    assert "ccxt_pipeline.settings" in modules
+    (tmp_path / "bad.yaml").write_text("no_such_setting: 1\n")
+    for extra in ((), ("-e", "binance")):
+        done, _ = _run(tmp_path, "instruments", "BTCUSDT-PERP", "--config", "bad.yaml", *extra)
+        assert done.returncode == 2, done.stdout
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "no_such_setting" in done.stderr
 
 
 def test_catalog_info_loads_the_catalog_but_no_exchange_code(tmp_path: Path) -> None:
@@ -151,6 +173,27 @@ def test_catalog_info_loads_the_catalog_but_no_exchange_code(tmp_path: Path) -> 
     done, modules = _run(tmp_path, "catalog", "info", "--catalog", str(catalog))
     assert done.returncode == 0, done.stderr
     assert "BTCUSDT-PERP.BINANCE" in done.stdout
+    # Healthy files answer from their footers (catalog/footer.py): no pyarrow, no numpy, no record models,
+    # no settings (none are in play), no pydantic (typer's conversion included).
+    assert "ccxt_pipeline.catalog.info" in modules
+    light = {"ccxt_pipeline.catalog", *(f"ccxt_pipeline.catalog.{m}" for m in LIGHT_CATALOG)}
+    heavy = [m for m in _loaded(modules, *OURS_HEAVY) if m not in light]
+    assert _loaded(modules, *NETWORK, *DATA, *SETTINGS, "pydantic") == []
+    assert heavy == []
+    # With a settings file, they are read; a file the footer reader does not take is read through pyarrow
+    # (and quarantined if it is not Parquet), and the output is the same.
+    (tmp_path / "settings.yaml").write_text(f"catalog_path: {catalog}\n")
+    with_config, modules = _run(tmp_path, "catalog", "info", "--config", "settings.yaml")
+    assert with_config.returncode == 0, with_config.stderr
+    assert with_config.stdout == done.stdout
+    assert "ccxt_pipeline.settings" in modules
+    bad = catalog / "data" / "custom_open_interest" / "BTCUSDT-PERP.BINANCE" / _LATER_NAME
+    bad.write_bytes(b"not parquet")
+    again, modules = _run(tmp_path, "catalog", "info", "--catalog", str(catalog))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(done.stdout)
+    assert again.stdout.splitlines()[-1].startswith("quarantined (not data): ")
+    assert "quarantined unreadable data file" in again.stderr
     assert "pyarrow" in modules
     unwanted = ("ccxt_pipeline.collect.run", "ccxt_pipeline.daemon.service", "ccxt_pipeline.stream.run")
     assert _loaded(modules, *NETWORK, "ccxt_pipeline.exchanges", *unwanted) == []
@@ -173,3 +216,55 @@ def test_version_is_read_on_first_use() -> None:
     assert ccxt_pipeline.__version__ == expected
     with pytest.raises(AttributeError):
         ccxt_pipeline.no_such_attribute  # noqa: B018
+
+
+def test_plain_values_convert_as_typer_would(tmp_path: Path) -> None:
+    """cli/common.py converts `str`, `Path`, lists of them and flags without pydantic; every such parameter
+    of every command gets what typer's own (pydantic) converter gives, and the others still get typer's."""
+    import typer.main
+    from typer._coercion import AdapterRuntimeParam, build_runtime_param
+
+    from ccxt_pipeline.cli import app
+
+    (tmp_path / "a file").write_text("")
+    samples: list[object] = [
+        "BTCUSDT-PERP",
+        "",
+        "~/x",
+        str(tmp_path),
+        str(tmp_path / "a file"),
+        str(tmp_path / "none"),
+        Path("p"),
+        True,
+        False,
+        ("a", "b"),
+        ["c"],
+    ]
+    plain = other = 0
+    ctx: Any = None  # used for error messages only
+
+    def params(command: Any) -> Iterator[Any]:
+        yield from command.params
+        for sub in getattr(command, "commands", {}).values():
+            yield from params(sub)
+
+    for param in params(typer.main.get_command(app)):
+        param._runtime_param = None
+        ours = param.get_runtime_param()
+        typers = build_runtime_param(param.type_descriptor)
+        if isinstance(ours, AdapterRuntimeParam):
+            other += 1
+            continue
+        plain += 1
+        for value in samples:
+            try:
+                expected: object = typers._coerce_value(value, param=param, ctx=ctx)
+            except Exception as exc:  # the same error either way
+                expected = type(exc)
+            try:
+                got: object = ours._coerce_value(value, param=param, ctx=ctx)
+            except Exception as exc:
+                got = type(exc)
+            assert (got, type(got)) == (expected, type(expected)), (param.name, value)
+    assert plain > 20
+    assert other > 0  # numbers and choices

@@ -3,9 +3,9 @@
 Everything here is read from the data, not from file names: a stream, live-snapshot or compacted file is
 named for the minute, ten minutes or day it stands for, so its name can reach well past its last row.
 
-- `describe`: per type and instrument, files, rows (from the Parquet footers), bytes, and the first and last
-  row's `ts_init` (only the first and last readable files' `ts_init` column is read), plus the files in
-  quarantine, which are not data.
+- `describe` (in :mod:`ccxt_pipeline.catalog.info`, which loads no pyarrow, so that `catalog info` starts
+  fast): per type and instrument, files, rows, bytes, and the first and last row's `ts_init`, from the
+  Parquet footers, plus the files in quarantine, which are not data.
 - `coverage`: per series, the ranges present, the holes nobody recorded (`missing`), the recorded coverage
   gaps, and the percent covered, each type by its own rule (docs/catalog.md, "Looking after it"):
 
@@ -31,15 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import pyarrow.compute as pc
-
-from ccxt_pipeline.catalog.files import read_data_file, read_row_count
-from ccxt_pipeline.catalog.layout import DataFile, instrument_dir, list_data_files, list_instruments
-from ccxt_pipeline.catalog.quarantine import QuarantinedFile, list_quarantined
+from ccxt_pipeline.catalog.files import read_data_file
+from ccxt_pipeline.catalog.info import CatalogInfo as CatalogInfo  # re-exported: the library's names
+from ccxt_pipeline.catalog.info import SeriesInfo as SeriesInfo
+from ccxt_pipeline.catalog.info import describe as describe
+from ccxt_pipeline.catalog.layout import instrument_dir, list_data_files, list_instruments
 from ccxt_pipeline.catalog.schema import (
     COVERAGE_GAP,
     FUNDING_RATE,
-    KINDS,
     LIQUIDATION,
     OPEN_INTEREST,
     DataKind,
@@ -51,27 +50,6 @@ MARKET_PREFIX = "MARKET."
 """Instrument id prefix of gaps recorded for a whole-market stream (`MARKET.<VENUE>`)."""
 
 _PERIOD_NAMES = {ns: name for name, ns in PERIODS_NS.items()}
-
-
-@dataclass(frozen=True)
-class SeriesInfo:
-    """One type and instrument: what `catalog info` shows."""
-
-    type: str
-    instrument_id: str
-    files: int
-    rows: int
-    bytes: int
-    first_ns: int | None
-    """The first row's `ts_init` (None if no readable file holds a row)."""
-    last_ns: int | None
-
-
-@dataclass(frozen=True)
-class CatalogInfo:
-    series: list[SeriesInfo]
-    quarantined: list[QuarantinedFile]
-    """Files moved out of `data/` because they could not be read: not data, listed so nobody forgets them."""
 
 
 @dataclass(frozen=True)
@@ -102,42 +80,6 @@ class SeriesCoverage:
     """Every recorded gap of the series (also those before its first row), in time order."""
     covered_pct: float | None = None
     """Percent covered by the type's rule; None with no rows."""
-
-
-def describe(root: Path) -> CatalogInfo:
-    """Files, rows, bytes and the first and last row's time of every type and instrument."""
-    series = []
-    for kind in KINDS.values():
-        for iid in list_instruments(root, kind):
-            files = list_data_files(instrument_dir(root, kind, iid))
-            counts = [read_row_count(f.path) for f in files]  # None: unreadable, moved to quarantine
-            kept = [f for f, n in zip(files, counts, strict=True) if n is not None]
-            if not kept:
-                continue
-            series.append(
-                SeriesInfo(
-                    type=kind.name,
-                    instrument_id=iid,
-                    files=len(kept),
-                    rows=sum(n for n in counts if n is not None),
-                    bytes=sum(f.path.stat().st_size for f in kept),
-                    first_ns=_edge(kind, kept, first=True),
-                    last_ns=_edge(kind, kept, first=False),
-                )
-            )
-    return CatalogInfo(series, list_quarantined(root))
-
-
-def _edge(kind: DataKind, files: Sequence[DataFile], *, first: bool) -> int | None:
-    """The first (or last) row's `ts_init`: files are disjoint and sorted, so only the first (last) readable
-    file with a row is opened, and only its `ts_init` column."""
-    for f in files if first else reversed(files):
-        table = read_data_file(kind, f.path, columns=["ts_init"])
-        if table is None or table.num_rows == 0:
-            continue
-        value = (pc.min if first else pc.max)(table.column("ts_init")).as_py()
-        return int(value)
-    return None
 
 
 def recorded_gaps(root: Path) -> dict[tuple[str, str], list[Gap]]:

@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ccxt_pipeline.catalog.schema import DataKind
 from ccxt_pipeline.timeutil import ns_to_stamp, stamp_to_ns
+
+if TYPE_CHECKING:  # annotations only: listing files needs no pyarrow (`catalog info` starts without it)
+    from ccxt_pipeline.catalog.schema import DataKind
 
 DATA_DIR = "data"
 LOCK_FILE = ".ccxt_pipeline.lock"

@@ -24,6 +24,7 @@ from ccxt_pipeline.cli.common import (
     load,
     out,
     print_json,
+    settings_are_defaults,
 )
 from ccxt_pipeline.errors import InputError, PipelineError
 from ccxt_pipeline.instruments import resolve_many
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # pyarrow and the catalog load when a command runs, not for -
     import pyarrow as pa
 
     from ccxt_pipeline.catalog import CatalogReader
+    from ccxt_pipeline.catalog.info import CatalogInfo
 
 app = typer.Typer(help="Inspect, verify and compact the catalog.", no_args_is_help=True)
 
@@ -41,10 +43,26 @@ app = typer.Typer(help="Inspect, verify and compact the catalog.", no_args_is_he
 def _reader(config: Path | None, catalog: Path | None) -> CatalogReader:
     from ccxt_pipeline.catalog import CatalogReader
 
-    settings = load(config, catalog)
-    if not Path(settings.catalog_path).is_dir():
-        raise PipelineError(f"no catalog at {settings.catalog_path}")
-    return CatalogReader(settings.catalog_path)
+    return CatalogReader(_root(load(config, catalog).catalog_path))
+
+
+def _root(path: Path) -> Path:
+    if not path.is_dir():
+        raise PipelineError(f"no catalog at {path}")
+    return path
+
+
+def _describe(config: Path | None, catalog: Path | None) -> CatalogInfo:
+    """`catalog info`'s data. With `--catalog` and no settings in play, from the Parquet footers alone,
+    without building the settings or loading pyarrow (start-up, tests/test_startup_imports.py); else, or if
+    a file needs the full read (and may be quarantined, with a warning logged as the settings say), as
+    every other command reads the catalog."""
+    from ccxt_pipeline.catalog.info import describe, describe_from_footers
+
+    described = None
+    if catalog is not None and settings_are_defaults(config):
+        described = describe_from_footers(_root(catalog.expanduser()))  # expanded as the setting would be
+    return described if described is not None else describe(_root(load(config, catalog).catalog_path))
 
 
 @app.command("info")
@@ -55,7 +73,7 @@ def info(config: ConfigOption = None, catalog: CatalogOption = None, json_out: J
 
     Example:  ccxt-cli catalog info --catalog data/catalog
     """
-    described = _reader(config, catalog).describe()
+    described = _describe(config, catalog)
     rows = [
         {
             "type": s.type,

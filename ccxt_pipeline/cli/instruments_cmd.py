@@ -7,9 +7,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ccxt_pipeline.cli.common import ConfigOption, ExchangeOption, JsonOption, guarded, load, out, print_json
+from ccxt_pipeline.cli.common import (
+    ConfigOption,
+    ExchangeOption,
+    JsonOption,
+    guarded,
+    load,
+    out,
+    print_json,
+    settings_are_defaults,
+)
 from ccxt_pipeline.instruments import resolve_many
-from ccxt_pipeline.venues import get_venue
+from ccxt_pipeline.venues import DEFAULT_EXCHANGES, get_venue
 
 
 @guarded
@@ -25,8 +34,12 @@ def instruments(
 
     Example:  ccxt-cli instruments BTCUSDT-PERP ETHUSDT-PERP -e binance -e hyperliquid
     """
-    settings = load(config)
-    names = [get_venue(e).name for e in exchange] if exchange else settings.enabled_exchanges()
+    # Settings only when there are any (a bad file is one clear line, -e or not); else the defaults hold.
+    settings = None if settings_are_defaults(config) else load(config)
+    if exchange:
+        names = [get_venue(e).name for e in exchange]
+    else:
+        names = list(DEFAULT_EXCHANGES) if settings is None else settings.enabled_exchanges()
     resolved = resolve_many(symbols, names)
     if json_out:
         print_json([vars(i) for i in resolved])
