@@ -13,7 +13,7 @@ is a `FileMetaData` struct in Thrift's compact protocol (apache/thrift, doc/spec
 `FileMetaData` 3: num_rows i64, 4: row_groups list<RowGroup>; `RowGroup` 1: columns list<ColumnChunk>,
 3: num_rows i64; `ColumnChunk` 3: meta_data ColumnMetaData; `ColumnMetaData` 1: type (2 = INT64),
 3: path_in_schema list<string>, 12: statistics; `Statistics` 5: max_value, 6: min_value (PLAIN encoded: an
-INT64 is 8 bytes little-endian, signed).
+INT64 is 8 bytes little-endian, signed), 7 and 8: is_max_value_exact, is_min_value_exact.
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def _summarise(meta: dict[int, Any], column: str) -> Footer | None:
         if not isinstance(chunk, dict) or chunk.get(1) != _INT64:
             return None
         stats = chunk.get(12)
-        if not isinstance(stats, dict):
-            return None
+        if not isinstance(stats, dict) or stats.get(7) is False or stats.get(8) is False:
+            return None  # none, or bounds that are not the values themselves (is_max/min_value_exact)
         low, high = stats.get(6), stats.get(5)
         if not isinstance(low, bytes) or not isinstance(high, bytes) or len(low) != 8 or len(high) != 8:
             return None
