@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from ccxt_pipeline.catalog.schema import OPEN_INTEREST
-from ccxt_pipeline.collect.history import Checkpoints, History, Hooks, Store, Stored
+from ccxt_pipeline.collect.history import BuiltCheckpoints, History, Hooks, Store, Stored
 from ccxt_pipeline.collect.paging import FetchPage, Outcome, fetch_each, page_window
 from ccxt_pipeline.collect.plan import (
     Range,
@@ -190,6 +190,20 @@ def oi_table(
     return open_interest_history_table(rows, inst, fields=raw.fields, time_field=raw.time_field, marks=prices)
 
 
+_Part = tuple[list[dict[str, Any]], dict[int, float] | None]
+"""One window's new rows on the grid, and the mark prices (ms -> price) that value them, if any."""
+
+
+def oi_parts_table(parts: Sequence[_Part], inst: Instrument, raw: RawHistory | None) -> pa.Table:
+    """Pure: one catalog table of several windows' rows (`oi_table` of them all at once)."""
+    rows = [row for window_rows, _ in parts for row in window_rows]
+    prices: dict[int, float] | None = None
+    for _, window_prices in parts:
+        if window_prices is not None:
+            prices = {**(prices or {}), **window_prices}
+    return oi_table(rows, inst, raw, prices)
+
+
 def oi_gaps(
     inst: Instrument, plan: OiPlan, stored: np.ndarray, seen: set[int], failed: list[Range]
 ) -> list[CoverageGap]:
@@ -230,7 +244,8 @@ async def open_interest_history(
     kline = raw.value_from_mark if raw else None
     market_id = client.market(inst.ccxt_symbol)["id"]
     marks = _MarkPrices(client, kline, market_id, period, plan.step, plan.ranges) if kline else None
-    pages = _OiWindows(inst, raw, plan.step, out, Checkpoints(store), marks, hooks)
+    checkpoints = BuiltCheckpoints[_Part](store, lambda parts: oi_parts_table(parts, inst, raw))
+    pages = _OiWindows(raw, plan.step, out, checkpoints, marks, hooks)
     try:
         await fetch_each(fetch, plan.windows, pages.ts_of, plan.step, pages.on_window)
     finally:
@@ -245,19 +260,19 @@ async def open_interest_history(
 
 
 class _OiWindows:
-    """Each window as it is done: its new rows on the grid, valued and checkpointed; or its failure."""
+    """Each window as it is done: its new rows on the grid, with their mark prices, checkpointed (the table
+    is built per checkpoint, off the event loop: `BuiltCheckpoints`); or its failure."""
 
     def __init__(
         self,
-        inst: Instrument,
         raw: RawHistory | None,
         step: int,
         out: History,
-        checkpoints: Checkpoints,
+        checkpoints: BuiltCheckpoints[_Part],
         marks: _MarkPrices | None,
         hooks: Hooks | None,
     ) -> None:
-        self.inst, self.raw, self.step, self.out = inst, raw, step, out
+        self.raw, self.step, self.out = raw, step, out
         self.checkpoints, self.marks, self.hooks = checkpoints, marks, hooks
         self.ts_of = row_time(raw)
         self.seen: set[int] = set()
@@ -283,7 +298,7 @@ class _OiWindows:
                 self._failed(done.window, exc)
                 return
         self.seen.update(self.ts_of(row) for row in on_grid)
-        await self.checkpoints.add(oi_table(on_grid, self.inst, self.raw, prices))
+        await self.checkpoints.add((on_grid, prices), len(on_grid))
         if self.hooks is not None:
             self.hooks.advance(len(on_grid))
 
