@@ -12,9 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -132,12 +130,12 @@ def test_every_commands_help_renders_without_ccxt_pyarrow_or_settings(tmp_path: 
 def test_instruments_resolves_without_ccxt_pyarrow_or_settings(tmp_path: Path) -> None:
     """The venue table (ccxt_pipeline/venues.py) gives every id offline; ccxt's markets are never loaded.
     With no settings file and no `CCXT_*` variable the enabled exchanges are the defaults: no settings are
-    built, and typer converts the arguments without pydantic (cli/common.py)."""
+    built (typer itself converts the arguments through pydantic)."""
     done, modules = _run(tmp_path, "instruments", "BTCUSDT-PERP")
     assert done.returncode == 0, done.stderr
     for iid in ("BTCUSDT-PERP.BINANCE", "BTCUSDT-LINEAR.BYBIT", "BTC-USD-PERP.HYPERLIQUID"):
         assert iid in done.stdout
-    assert _loaded(modules, *NETWORK, *DATA, *SETTINGS, "pydantic", *OURS_HEAVY) == []
+    assert _loaded(modules, *NETWORK, *DATA, *SETTINGS, *OURS_HEAVY) == []
 
 
 def test_instruments_with_a_settings_file_reads_it(tmp_path: Path) -> None:
@@ -174,11 +172,11 @@ def test_catalog_info_loads_the_catalog_but_no_exchange_code(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert "BTCUSDT-PERP.BINANCE" in done.stdout
     # Healthy files answer from their footers (catalog/footer.py): no pyarrow, no numpy, no record models,
-    # no settings (none are in play), no pydantic (typer's conversion included).
+    # no settings (none are in play).
     assert "ccxt_pipeline.catalog.info" in modules
     light = {"ccxt_pipeline.catalog", *(f"ccxt_pipeline.catalog.{m}" for m in LIGHT_CATALOG)}
     heavy = [m for m in _loaded(modules, *OURS_HEAVY) if m not in light]
-    assert _loaded(modules, *NETWORK, *DATA, *SETTINGS, "pydantic") == []
+    assert _loaded(modules, *NETWORK, *DATA, *SETTINGS) == []
     assert heavy == []
     # With a settings file, they are read; a file the footer reader does not take is read through pyarrow
     # (and quarantined if it is not Parquet), and the output is the same.
@@ -216,55 +214,3 @@ def test_version_is_read_on_first_use() -> None:
     assert ccxt_pipeline.__version__ == expected
     with pytest.raises(AttributeError):
         ccxt_pipeline.no_such_attribute  # noqa: B018
-
-
-def test_plain_values_convert_as_typer_would(tmp_path: Path) -> None:
-    """cli/common.py converts `str`, `Path`, lists of them and flags without pydantic; every such parameter
-    of every command gets what typer's own (pydantic) converter gives, and the others still get typer's."""
-    import typer.main
-    from typer._coercion import AdapterRuntimeParam, build_runtime_param
-
-    from ccxt_pipeline.cli import app
-
-    (tmp_path / "a file").write_text("")
-    samples: list[object] = [
-        "BTCUSDT-PERP",
-        "",
-        "~/x",
-        str(tmp_path),
-        str(tmp_path / "a file"),
-        str(tmp_path / "none"),
-        Path("p"),
-        True,
-        False,
-        ("a", "b"),
-        ["c"],
-    ]
-    plain = other = 0
-    ctx: Any = None  # used for error messages only
-
-    def params(command: Any) -> Iterator[Any]:
-        yield from command.params
-        for sub in getattr(command, "commands", {}).values():
-            yield from params(sub)
-
-    for param in params(typer.main.get_command(app)):
-        param._runtime_param = None
-        ours = param.get_runtime_param()
-        typers = build_runtime_param(param.type_descriptor)
-        if isinstance(ours, AdapterRuntimeParam):
-            other += 1
-            continue
-        plain += 1
-        for value in samples:
-            try:
-                expected: object = typers._coerce_value(value, param=param, ctx=ctx)
-            except Exception as exc:  # the same error either way
-                expected = type(exc)
-            try:
-                got: object = ours._coerce_value(value, param=param, ctx=ctx)
-            except Exception as exc:
-                got = type(exc)
-            assert (got, type(got)) == (expected, type(expected)), (param.name, value)
-    assert plain > 20
-    assert other > 0  # numbers and choices

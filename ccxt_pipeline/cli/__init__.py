@@ -5,8 +5,8 @@ Start-up: typer builds every command from its function's signature before it run
 module imports only typer, rich and light modules of ours at the top; ccxt, ccxt.pro, pyarrow, the settings
 (pydantic-settings), the scheduler and FastAPI are imported inside the command that needs them.
 `ccxt-cli --help` loads none of them; nor do `instruments` and `catalog info --catalog DIR` when no settings
-are in play (no settings file, no `CCXT_*` variable): the defaults do, `catalog info` reads the Parquet
-footers without pyarrow, and typer converts their arguments without pydantic (cli/common.py).
+are in play (no settings file, no `CCXT_*` variable): the defaults do, and `catalog info` reads the Parquet
+footers without pyarrow (catalog/footer.py). typer itself still loads pydantic to convert arguments.
 tests/test_startup_imports.py holds this; benchmarks/startup.py times it.
 """
 

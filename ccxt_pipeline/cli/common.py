@@ -9,12 +9,10 @@ Exit codes (also in `ccxt-cli --help`):
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
 import sys
-import typing
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
@@ -85,73 +83,6 @@ def _flags_show_as_flags() -> None:
 
 
 _flags_show_as_flags()
-
-
-_PLAIN: dict[Any, tuple[type, ...]] = {str: (str,), Path: (str, Path), bool: (bool,)}
-"""Parameter type -> the values converted without pydantic."""
-
-
-def _plain_values_without_pydantic() -> None:
-    """typer 0.29 converts every value a command is given (all but flags) through a pydantic TypeAdapter
-    (`_TyperParameter.get_runtime_param`, typer/_adapters.py), and importing pydantic for that is about 0.1 s
-    of CPU: a third of the start-up of `catalog info`, which needs no pydantic otherwise. For the plain
-    parameters our commands take, `str` and `Path` (optional or not) and lists of them, and flags (typer
-    converts `--help` and the completion flags too when they are not given), with no parser and no choices,
-    this gives typer the same conversion without pydantic: text stays as it is, a `Path` is built from it and
-    then checked by typer's own `coerce_cli_path` (exists, readable, ... as declared), a flag's True or False
-    stays, a list is converted item by item. Anything else (numbers, choices, a flag given as text, a value
-    of another type) goes through typer's own converter, as before. With typer internals other than these
-    (another version), nothing changes. tests/test_startup_imports.py checks that both give the same values."""
-    try:
-        from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
-        from typer._param_types import coerce_cli_path
-        from typer.core import _TyperParameter
-    except ImportError:  # pragma: no cover - another typer
-        return
-    built = _TyperParameter.get_runtime_param
-    if getattr(built, "_plain", False):
-        return
-
-    @dataclasses.dataclass(frozen=True)
-    class PlainRuntimeParam(RuntimeParam):
-        item: type[Any]
-        many: bool
-
-        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            many = self.many and isinstance(value, list | tuple)
-            items = list(value) if many else [value]
-            if not all(isinstance(v, _PLAIN[self.item]) for v in items):
-                return build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
-            out = [self._one(v, param, ctx) for v in items]
-            return out if self.many else out[0]
-
-        def _one(self, value: Any, param: Any, ctx: Any) -> Any:
-            if self.item is not Path:
-                return value
-            path = value if isinstance(value, Path) else Path(value)
-            return coerce_cli_path(path, self.parameter_info, path_type=Path, param=param, ctx=ctx)
-
-    def plain(descriptor: TypeDescriptor) -> PlainRuntimeParam | None:
-        info = descriptor.parameter_info
-        if info.parser is not None or descriptor.is_file or descriptor.is_choice:
-            return None
-        annotation: Any = descriptor.annotation
-        many = typing.get_origin(annotation) is list
-        item = typing.get_args(annotation)[0] if many else annotation
-        if item in _PLAIN and (item is not Path or info.path_type is None):
-            return PlainRuntimeParam(info, annotation, item=item, many=many)
-        return None
-
-    def get_runtime_param(self: _TyperParameter) -> RuntimeParam:
-        if self._runtime_param is None:
-            self._runtime_param = plain(self.type_descriptor)
-        return built(self)
-
-    get_runtime_param._plain = True  # type: ignore[attr-defined]
-    _TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
-
-
-_plain_values_without_pydantic()
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
