@@ -8,6 +8,8 @@ the simulator's limits enforced), never from wall-clock durations.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -133,6 +135,24 @@ async def test_a_flush_interrupted_while_building_keeps_its_rows_for_the_next() 
     assert stored == []
     await cp.flush()  # the `finally` of the fetch: what arrived is kept
     assert stored == [3]
+
+
+def test_a_first_backfill_plans_without_building_an_arrow_table(tmp_path: Path) -> None:
+    """With nothing stored for the instrument, `read_stored` answers from the file names: pyarrow's first
+    table imports pandas (0.25-0.35 s holding the GIL), which must not stand between the markets and the
+    first history request. In a fresh interpreter, where nothing has imported pandas yet."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from ccxt_pipeline.catalog import OPEN_INTEREST, CatalogReader\n"
+        "from ccxt_pipeline.collect.history import read_stored\n"
+        "assert 'pandas' not in sys.modules\n"
+        f"s = read_stored(CatalogReader(Path({str(tmp_path)!r})), OPEN_INTEREST, 'BTCUSDT-PERP.BINANCE', 0, 10**18)\n"
+        "assert s.times.size == 0 and not s.gaps, s\n"
+        "assert 'pandas' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 # --- the exchange's view of one fetch ----------------------------------------------------------------------

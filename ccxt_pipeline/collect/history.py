@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from ccxt_pipeline.catalog import CatalogReader
+from ccxt_pipeline.catalog.layout import instrument_dir, overlapping_files
 from ccxt_pipeline.catalog.schema import FUNDING_RATE, DataKind
 from ccxt_pipeline.collect.plan import Range
 from ccxt_pipeline.errors import ExchangeError, RecordError
@@ -175,9 +176,13 @@ def read_stored(reader: CatalogReader | None, kind: DataKind, iid: str, start: i
     column, and for funding the intervals, of the files overlapping the range) and the recorded gaps."""
     if reader is None:
         return Stored()
+    gaps = [Range(a, b) for a, b in reader.recorded_gaps(iid, kind, start, end)]
+    if not overlapping_files(instrument_dir(reader.root, kind, iid), start, end):
+        # Nothing stored in the range (a first backfill): answered from the file names, without building an
+        # Arrow table, which pyarrow's first import of pandas would hold up (`run.warm_arrow`).
+        return Stored(gaps=gaps)
     columns = ("ts_init", "interval_minutes") if kind is FUNDING_RATE else ("ts_init",)
     table = reader.read_columns(kind, iid, columns, start, end)
-    gaps = [Range(a, b) for a, b in reader.recorded_gaps(iid, kind, start, end)]
     times = table.column("ts_init").to_numpy()
     if kind is not FUNDING_RATE:
         return Stored(times=times, gaps=gaps)
