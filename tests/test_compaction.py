@@ -7,7 +7,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,9 @@ from ccxt_pipeline.catalog.maintenance import MANIFEST, compact, read_manifest, 
 from ccxt_pipeline.errors import CatalogError
 from ccxt_pipeline.models import Liquidation, OpenInterest
 from ccxt_pipeline.simulator.server import ExchangeSimulator
-from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, now_ns
+from ccxt_pipeline.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_MS, now_ns
 from tests.catalog_checks import assert_catalog_invariants
-from tests.conftest import SimulatorThread
+from tests.conftest import Cli, SimulatorThread, run_cli, write_sim_config
 from tests.strategies import T0, liq, oi
 from tests.test_daemon import cli as cli_process
 from tests.test_daemon import daemon_config, start_daemon
@@ -65,12 +65,47 @@ def assert_compacted(root: Path, today: int) -> None:
 # --- the reported scenario, through the CLI and the real ccxt ------------------------------------------------
 
 
-def test_fetch_29_days_then_30_days_then_compact_keeps_every_row(cli: Any, config_file: Path) -> None:
+# The hours of "now" the scenario runs at: what compaction rewrites, and which files lie wholly in today,
+# depend on it. A failure in CI at 06:50 UTC (`rows_before` 8,288 of 8,292) came from the last history
+# checkpoint, 06:40 to 06:55, which lies wholly in today: compaction left it alone, and the report counted
+# only the files it rewrote.
+_DAY_MS = 1_763_596_800_000  # 2025-11-20T00:00:00Z
+_NOWS = {  # ms after midnight
+    "00:05": 5 * 60_000,
+    "06:50": 410 * 60_000,
+    "06:57:41.5": 417 * 60_000 + 41_500,
+    "12:00": 720 * 60_000,
+    "23:55": 1435 * 60_000,
+}
+
+
+@pytest.fixture(params=sorted(_NOWS), ids=sorted(_NOWS))
+def pinned_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Cli, int]]:
+    """`cli` against a simulator whose "now" is pinned at one hour of 2025-11-20, and the CLI's clock
+    (`time.time_ns`, which `now_ns`, `--from` and `catalog compact`'s "today" read) pinned at the same
+    instant; with that "now" in ns."""
+    now_ms = _DAY_MS + _NOWS[request.param]
+    with pytest.MonkeyPatch.context() as mp, SimulatorThread(ExchangeSimulator(seed=0, now_ms=now_ms)) as sim:
+        mp.setattr(time, "time_ns", lambda: now_ms * NS_PER_MS)
+        config = write_sim_config(sim, tmp_path)
+
+        def invoke(*args: str) -> Any:
+            return run_cli(config, *args, catch_exceptions=False)
+
+        yield invoke, now_ms * NS_PER_MS
+
+
+def test_fetch_29_days_then_30_days_then_compact_keeps_every_row(
+    pinned_cli: tuple[Cli, int], tmp_path: Path
+) -> None:
     """`fetch-oi --from 29d`, `--from 30d`, `catalog compact` lost the rows of the day the older file shared
     with the file reaching into today (8,640 rows became 8,358). The starts are pinned to noon so that the
-    shared day holds 144 points whatever the hour the test runs."""
-    root = config_file.parent / "catalog"
-    today = now_ns() - now_ns() % NS_PER_DAY
+    shared day holds 144 points whatever the hour. `compact --json`'s `rows_before` and `rows_after` are the
+    whole catalog's (a user compares them to see that nothing was lost), files compaction left alone
+    included; run at several pinned hours, since which files it leaves alone depends on the hour."""
+    cli, now = pinned_cli
+    root = tmp_path / "catalog"
+    today = now - now % NS_PER_DAY
     later = today - 28 * NS_PER_DAY + 12 * NS_PER_HOUR
     for start in (later, later - NS_PER_DAY):
         result = cli("fetch-oi", "BTCUSDT-PERP", "-e", "binance", "--from", iso(start))
@@ -90,14 +125,21 @@ def test_fetch_29_days_then_30_days_then_compact_keeps_every_row(cli: Any, confi
     report = json.loads(result.stdout)
     assert rows(root) == before  # every row, in order
     assert report["rows_before"] == report["rows_after"] == len(before)
+    assert report["duplicates_dropped"] == 0
     assert report["days_written"] >= 29
     assert_catalog_invariants(root, exact_names=False)
     assert_compacted(root, today)
+    entry = read_manifest(root)[f"{OPEN_INTEREST.type_dir}/{IID}"]
+    assert (entry["rows_before"], entry["rows_after"], entry["duplicates_dropped"]) == (len(before),) * 2 + (
+        0,
+    )
     checked = cli("catalog", "verify", "--json")
     assert checked.exit_code == 0, checked.output
     assert json.loads(checked.stdout)["problems"] == []
     again = cli("catalog", "compact", "--json")
-    assert json.loads(again.stdout)["days_written"] == 0
+    second = json.loads(again.stdout)
+    assert second["days_written"] == 0
+    assert second["rows_before"] == second["rows_after"] == len(before)  # nothing to do: still the whole
     assert rows(root) == before
 
 
@@ -233,7 +275,8 @@ def test_daemon_beside_compaction_loses_nothing(tmp_path: Path) -> None:
     """The running daemon (open-interest snapshots, liquidation streams, funding) writes while `catalog
     compact` runs again and again in another process. Two earlier fetches left the file layout that lost
     rows: a file covering an ended day and a day it shares with a file reaching into today."""
-    today = now_ns() - now_ns() % NS_PER_DAY
+    now = now_ns()
+    today = now - now % NS_PER_DAY
     later = today - NS_PER_DAY + 12 * NS_PER_HOUR
     with SimulatorThread(ExchangeSimulator(seed=4)) as sim:
         sim.liquidations.rate_per_s = {"binance": 10.0, "bybit": 10.0}

@@ -280,7 +280,8 @@ def compact_cmd(
     else:
         out.print(
             f"{report.files_before} files -> {report.files_after} files in {report.folders} folders; "
-            f"{report.days_written} daily files written",
+            f"{report.days_written} daily files written; rows {report.rows_before:,} before, "
+            f"{report.rows_after:,} after ({report.duplicates_dropped:,} exact duplicates dropped)",
             markup=False,
         )
 
