@@ -178,6 +178,10 @@ class ExchangeSettings(_Section):
     pace_requests: bool = True
     """Pace every REST request by the exchange's documented limits (venue table `rest_limits`). Off only
     against a local simulator that enforces none: the real exchanges ban an IP that goes over."""
+    pacing_state_dir: Path | None = None
+    """Where the pacing ledger lives (what this machine's processes sent the exchange lately, so a rerun
+    right after a kill, or a daemon and a one-off fetch, share its limits); None: `$XDG_CACHE_HOME` (else
+    `~/.cache`)/ccxt-pipeline/pacing. A limit is per IP: keep one dir per machine."""
     ccxt: dict[str, Any] = Field(default_factory=dict)
     """Free-form ccxt constructor config (urls, options, proxies, timeout), deep-merged over the defaults."""
 

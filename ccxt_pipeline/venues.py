@@ -115,6 +115,12 @@ class RateLimit:
     seconds: float
     source: str
     """Where the exchange documents it."""
+    counted: Literal["window", "bucket"] = "window"
+    """How the pacer counts it (`exchanges/pacing.py`). `window`: a sliding window of `seconds`, never more
+    than `weight` admitted in any `seconds`, right however the exchange counts (fixed intervals or "any
+    window"). `bucket`: a token bucket of `weight` tokens refilled at `weight / seconds` a second, starting
+    full: up to twice `weight` in one period. Only where the exchange (or the implementation we trust)
+    counts that way."""
 
 
 @dataclass(frozen=True)
@@ -264,7 +270,8 @@ BINANCE_LIMITS = RestLimits(
     limits=(
         # exchangeInfo's `rateLimits`: REQUEST_WEIGHT, interval MINUTE, intervalNum 1, limit 2400 (the docs'
         # response example; "IP Limits" in General Info). A 2022 recording (tests/fixtures/nautilus/binance/
-        # exchangeInfo.json) says 6000: the documented 2400 is the safe side.
+        # exchangeInfo.json) says 6000: the documented 2400 is the safe side. Binance counts each limit per
+        # interval (`interval`, `intervalNum`): all three are windows, the default `counted`.
         RateLimit("weight", 2400, 60, f"{_BINANCE_DOCS}/market-data/rest-api/Exchange-Information"),
         # "IP rate limit 1000 requests/5min" (Open Interest Statistics, and the other /futures/data/ pages).
         RateLimit(
@@ -314,7 +321,7 @@ BINANCE_LIMITS = RestLimits(
 
 # "You are allowed to send 600 requests within a 5-second window per IP by default. This limit applies to all
 # traffic directed to api.bybit.com"; going over is HTTP 403 "access too frequent" and a ban of at least 10
-# minutes. Every request counts one.
+# minutes. Every request counts one. "In any 5-second window": a window, the default `counted`.
 BYBIT_LIMITS = RestLimits(
     limits=(RateLimit("ip", 600, 5, "https://bybit-exchange.github.io/docs/v5/rate-limit"),),
     default={"ip": 1},
@@ -328,7 +335,12 @@ _HYPERLIQUID_DOCS = (
 # documented info requests have weight 20"; fundingHistory (among others) "an additional rate limit weight per
 # 20 items returned in the response", candleSnapshot per 60 items. Exchange actions weigh 1 (unbatched).
 HYPERLIQUID_LIMITS = RestLimits(
-    limits=(RateLimit("weight", 1200, 60, _HYPERLIQUID_DOCS),),
+    # Hyperliquid does not document how the minute is counted. NautilusTrader's own adapter, the
+    # implementation we trust, counts it as a token bucket of 1200 refilled at 1200 / 60 a second, starting
+    # full, the answer's per-items weight debited after the response (nautechsystems/nautilus_trader,
+    # crates/adapters/hyperliquid/src/http/rate_limits.rs, `WeightedLimiter::per_minute`, `debit_extra`).
+    # It clamps the tokens at zero after that debit; ours may go below zero (the safe side).
+    limits=(RateLimit("weight", 1200, 60, _HYPERLIQUID_DOCS, counted="bucket"),),
     default={"weight": 20},
     endpoints=(
         *(

@@ -22,7 +22,15 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from ccxt_pipeline.cli import app
+from ccxt_pipeline.exchanges import pacing
 from ccxt_pipeline.simulator.server import ExchangeSimulator
+
+
+@pytest.fixture(autouse=True)
+def _pacing_ledgers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test's pacing ledgers in its own dir (`pacing_state_dir`'s default): never the developer's
+    cache, never another test's (each simulator is one "IP")."""
+    monkeypatch.setattr(pacing, "default_state_dir", lambda: tmp_path / "pacing-state")
 
 
 async def until(predicate: Callable[[], object], within: float = 10.0, what: str = "the condition") -> None:
@@ -105,7 +113,11 @@ def sim_settings(sim: ExchangeSimulator, catalog: Path, **extra: Any) -> dict[st
         ccxt_config.update({"timeout": 2000, "timeout_on_exit": 0})
         # The simulator enforces no limits unless told to (like ccxt's limiter, ours is off against it;
         # tests/test_pacing.py tests the pacing on a virtual clock).
-        exchanges[name] = {"ccxt": ccxt_config, "pace_requests": False}
+        exchanges[name] = {
+            "ccxt": ccxt_config,
+            "pace_requests": False,
+            "pacing_state_dir": str(pacing.default_state_dir()),  # the test's own (a CLI subprocess too)
+        }
     data: dict[str, Any] = {
         "catalog_path": str(catalog),
         "exchanges": exchanges,

@@ -222,6 +222,21 @@ def most_in_any_window(events: list[tuple[float, float]], period: float) -> floa
     return max(sum(w for u, w in events if t <= u < t + period - 1e-9) for t, _ in events)
 
 
+def bucket_refusals(events: list[tuple[float, float, float]], capacity: float, period: float) -> int:
+    """What an exchange counting a token bucket (NautilusTrader's Hyperliquid `WeightedLimiter`: full at
+    the start, refilled at capacity / period a second) refuses of `events` (time it counts the request,
+    weight it must have, weight it takes with the answer's items), in time order."""
+    tokens, last, refused = capacity, 0.0, 0
+    for t, need, take in sorted(events, key=lambda e: e[0]):
+        tokens = min(capacity, tokens + (t - last) * capacity / period)
+        last = t
+        if tokens + 1e-9 < need:
+            refused += 1
+            continue
+        tokens -= take
+    return refused
+
+
 # --- the limits as data ------------------------------------------------------------------------------------
 
 
@@ -251,6 +266,11 @@ def test_documented_weights_per_endpoint() -> None:
         assert v.max_concurrency == 5
         assert v.ccxt_options["enableRateLimit"] is False  # ours paces; ccxt's cannot express these limits
         assert all(lim.source.startswith("https://") for lim in v.rest_limits.limits)
+        # Hyperliquid's minute as NautilusTrader's adapter counts it; Binance counts per interval, Bybit "in
+        # any 5-second window"
+        assert {lim.counted for lim in v.rest_limits.limits} == {
+            "bucket" if venue == "hyperliquid" else "window"
+        }
 
 
 # --- pacing through the real ccxt --------------------------------------------------------------------------
@@ -306,11 +326,13 @@ async def test_hyperliquid_weight_grows_with_the_items_returned(clock: EventCloc
     pacer = pacer_for(VENUES["hyperliquid"])
     assert pacer.spent == {"weight": 20 + 30 * (20 + 25)}  # metaAndAssetCtxs, then 20 + 500/20 each
     sent = times(venues, "fundingHistory")
-    # load_markets leaves 20 in the minute; a request is admitted while 20 more fit in 1200, and its answer
-    # then adds 25: 20 + 26 x 45 = 1190, so the 27th waits for the first minute to pass, then the rest go.
-    assert sent == [0.0] * 26 + [60.0] * 4
-    weights = [(0.0, 20.0)] + [(t, 45.0) for t in sent]  # each answer at once: both weights at its time
-    assert most_in_any_window(weights, 60.0) == 20 + 26 * 45
+    # A token bucket of 1200 refilled at 20 a second (NautilusTrader's reading): load_markets takes 20; a
+    # request is admitted while the tokens cover its 20 (and the 25 reserved for each one in flight), and
+    # its answer then takes 25 more: 1180 - 26 x 45 = 10 left, so the 27th waits (20 - 10) / 20 s; the
+    # bucket is then 25 below zero, and each next one waits (25 + 20) / 20 s.
+    assert sent == pytest.approx([0.0] * 26 + [0.5, 2.75, 5.0, 7.25])
+    events = [(0.0, 20.0, 20.0)] + [(t, 20.0, 45.0) for t in sent]  # each answer at once: both weights
+    assert bucket_refusals(events, 1200, 60.0) == 0
 
 
 async def test_a_retry_after_pauses_every_client_of_the_exchange(
@@ -530,6 +552,56 @@ async def test_after_a_retry_after_the_window_counts_as_full_and_frees_at_its_ra
     assert [d.sent for d in done] == pytest.approx([8.0, 9.0, 10.0, 11.0])
 
 
+# --- a token bucket (Hyperliquid's minute, as NautilusTrader's adapter counts it) ---------------------------
+
+HL_BUCKET = RestLimits(limits=(RateLimit("w", 1200, 60.0, "test", counted="bucket"),), default={"w": 20})
+
+
+async def test_a_full_bucket_admits_its_capacity_at_once_then_its_refill_rate(clock: EventClock) -> None:
+    pacer = Pacer("test", HL_BUCKET, 100)
+    done = await drive(clock, pacer, [(0.0, {"w": 20.0}, 0.0)] * 70)
+    # 1200 at once from full, then 20 a second: one request of 20 each second
+    assert [d.sent for d in done] == pytest.approx([0.0] * 60 + [float(k) for k in range(1, 11)])
+    # a window would have held the 61st until the first minute passed; and a weight over the capacity
+    # waits for a full bucket
+    later = await drive(
+        clock, Pacer("test", HL_BUCKET, 5), [(0.0, {"w": 1000.0}, 0.0), (0.0, {"w": 2000.0}, 0.0)]
+    )
+    assert later[1].sent - later[0].sent == pytest.approx(1000 / 20)
+
+
+async def test_a_bucket_debits_the_answers_items_and_the_next_request_waits(clock: EventClock) -> None:
+    pacer = Pacer("test", HL_BUCKET, 5)
+
+    async def run() -> float:
+        for _ in range(60):
+            async with pacer.request({"w": 20.0}):
+                pass
+        pacer.charge({"w": 25.0})  # the last answer's items: the bucket goes 25 below zero
+        assert pacer.level("w") == -25.0
+        async with pacer.request({"w": 20.0}):
+            return clock.now()
+
+    assert await clock.run(run()) == pytest.approx((25 + 20) / 20)
+
+    async def in_flight() -> None:  # its weight leaves the bucket when its answer arrives
+        clock.t += 60.0
+        async with pacer.request({"w": 20.0}, reserve={"w": 25.0}):
+            assert pacer.level("w") == pytest.approx(1200 - 45)
+        assert pacer.level("w") == pytest.approx(1200 - 20)
+
+    await clock.run(in_flight())
+
+
+async def test_a_paused_bucket_restarts_empty(clock: EventClock) -> None:
+    pacer = Pacer("test", HL_BUCKET, 5)
+    pacer.pause(7.0)
+    assert pacer.level("w") == 0.0
+    done = await drive(clock, pacer, [(0.0, {"w": 20.0}, 0.0)] * 4)
+    # nothing before 7 s; then 20 tokens a second from empty
+    assert [d.sent for d in done] == pytest.approx([8.0, 9.0, 10.0, 11.0])
+
+
 async def test_hyperliquid_extra_weight_in_flight_is_reserved(clock: EventClock, venues: Exchanges) -> None:
     # The exchange charges an answer's items when it answers, 1 s before the answer reaches us: a request
     # sent meanwhile must not use that weight. Each fundingHistory answer holds 500 items (25 more).
@@ -551,10 +623,13 @@ async def test_hyperliquid_extra_weight_in_flight_is_reserved(clock: EventClock,
             await asyncio.gather(*(hl.call("public_post_info", {**body, "startTime": k}) for k in range(40)))
 
     await clock.run(run())
-    counted = [(t, 20.0 if e == "metaAndAssetCtxs" else 45.0) for t, e, _ in venues.log]
-    # what the exchange counted in its minute when each request came, with the request's own 20
-    for j, (t, _) in enumerate(counted):
-        assert sum(w for u, w in counted[:j] if u > t - 60) + 20 <= 1200
+    counted = [(t, 20.0, 20.0 if e == "metaAndAssetCtxs" else 45.0) for t, e, _ in venues.log]
+    # the exchange's bucket, debiting each request and its items when it counts it, never refuses one
+    assert bucket_refusals(counted, 1200, 60.0) == 0
+    assert (
+        bucket_refusals([(0.0, 20.0, 20.0)] + [(0.0, 20.0, 45.0)] * 41, 1200, 60.0) > 0
+    )  # all at once would be
+    assert counted[-1][0] > 0.0
     assert len(counted) == 42
 
 

@@ -130,7 +130,12 @@ class ExchangeClient:
         # through logging so that the handlers' secret filter sees it.
         self.exchange.log = lambda *parts: _ccxt_verbose.info(" ".join(str(p) for p in parts))
         # Every REST request paced by the exchange's documented limits, with every other client of it.
-        install_pacer(self.exchange, self.venue, weigh=self.settings.pace_requests)
+        install_pacer(
+            self.exchange,
+            self.venue,
+            weigh=self.settings.pace_requests,
+            state_dir=self.settings.pacing_state_dir,
+        )
         if self.settings.sandbox:
             try:
                 self.exchange.set_sandbox_mode(True)
