@@ -182,12 +182,17 @@ class Simulator:
 
     def write_config(self, path: Path, catalog: Path) -> None:
         """A user's config pointing ccxt at the simulator and nothing else: default settings otherwise
-        (requests paced by the documented limits; ccxt's own limiter as the venue table sets it)."""
+        (requests paced by the documented limits; ccxt's own limiter as the venue table sets it). The pacing
+        ledger lives beside the config: it belongs to this simulator (one IP), shared by the runs against it
+        (a kill and its rerun), never by another scenario's simulator or the user's real exchanges."""
         from ccxt_pipeline.simulator.server import ExchangeSimulator
 
         sim = ExchangeSimulator(port=self.port)  # not started: only for its ccxt URL overrides
         exchanges = {
-            name: {"ccxt": {k: v for k, v in sim.ccxt_overrides(name).items() if k != "enableRateLimit"}}
+            name: {
+                "ccxt": {k: v for k, v in sim.ccxt_overrides(name).items() if k != "enableRateLimit"},
+                "pacing_state_dir": str(path.parent / "pacing"),
+            }
             for name in ("binance", "bybit", "hyperliquid")
         }
         path.write_text(yaml.safe_dump({"catalog_path": str(catalog), "exchanges": exchanges}))
