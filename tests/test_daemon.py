@@ -190,6 +190,7 @@ def test_daemon_collects_reports_healthy_and_stops_cleanly(tmp_path: Path) -> No
     assert jobs["open_interest"]["runs"] >= 3
     assert jobs["funding"]["runs"] >= 2
     assert figures["status"]["streams"]["binance"]["connected"]
+    assert figures["status"]["arrow_pool"] == "system"  # daemon/memory.py: Arrow on the C library's malloc
 
 
 @pytest.mark.slow

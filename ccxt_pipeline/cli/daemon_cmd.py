@@ -68,6 +68,9 @@ def start(
 
       ccxt-cli daemon start --detach && ccxt-cli daemon status
     """
+    from ccxt_pipeline.daemon import memory
+
+    memory.arrow_on_system_allocator()  # before anything imports pyarrow
     settings, warnings = load_quietly(config, catalog)
     paths = DaemonPaths.for_catalog(settings.catalog_path)
     if detach:

@@ -6,6 +6,12 @@ for reuse rather than handed back to the system. The daemon's writes run in work
 `limit_arenas` caps the arenas at two (as `MALLOC_ARENA_MAX=2` would); `trim` hands free pages back
 (`malloc_trim(0)`). Both are no-ops where the C library is not glibc. Arrow's own allocator is told to hand
 back its unused memory too.
+
+Arrow allocates from mimalloc by default (pyarrow's wheels), which keeps its own segments: in two 2-hour soaks
+side by side (docs/benchmarks.md, "Daemon soak") the daemon with mimalloc swung between 285 and 333 MiB while
+the same daemon with Arrow on the C library's allocator stayed within 247-254 MiB. `arrow_on_system_allocator`
+makes that the daemon's default, through Arrow's own switch (`ARROW_DEFAULT_MEMORY_POOL`, read when pyarrow is
+first imported: https://arrow.apache.org/docs/cpp/env_vars.html); a value the user set is kept.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,18 @@ def limit_arenas(arenas: int = 2) -> bool:
     return bool(_LIBC is not None and _LIBC.mallopt(_M_ARENA_MAX, arenas) == 1)
 
 
+ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+def arrow_on_system_allocator() -> bool:
+    """Make Arrow allocate through the C library (`system`) unless the user chose a pool; call before pyarrow
+    is imported. False if pyarrow was already imported (its pool is then left as it is)."""
+    if "pyarrow" in sys.modules:
+        return False
+    os.environ.setdefault(ARROW_POOL_VARIABLE, "system")
+    return True
+
+
 def trim() -> bool:
     """Hand free heap pages back to the system, Arrow's included. True if glibc released any."""
     import pyarrow as pa
@@ -47,4 +67,4 @@ def trim() -> bool:
     return bool(_LIBC is not None and _LIBC.malloc_trim(0) == 1)
 
 
-__all__ = ["limit_arenas", "trim"]
+__all__ = ["arrow_on_system_allocator", "limit_arenas", "trim"]

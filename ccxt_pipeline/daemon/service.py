@@ -367,6 +367,7 @@ class Daemon:
             "rss_bytes": _rss_bytes(),
             # What the resident memory is made of: Arrow buffers in use, and Python's own heap.
             "arrow_bytes": pa.total_allocated_bytes(),
+            "arrow_pool": pa.default_memory_pool().backend_name,
             "python_blocks": sys.getallocatedblocks(),
         }
         write_atomic(self.paths.status, json.dumps(data, indent=2, default=str) + "\n")
