@@ -21,16 +21,18 @@ import pytest
 from aiohttp import web
 
 from ccxt_pipeline.catalog import OPEN_INTEREST, CatalogReader
+from ccxt_pipeline.collect.clients import open_exchanges
 from ccxt_pipeline.collect.history import BuiltCheckpoints
 from ccxt_pipeline.collect.open_interest import oi_parts_table, oi_table
 from ccxt_pipeline.collect.run import FetchRequest, run_fetch
 from ccxt_pipeline.errors import RecordError
+from ccxt_pipeline.exchanges.client import ExchangeClient
 from ccxt_pipeline.instruments import resolve_many
 from ccxt_pipeline.settings import Settings
 from ccxt_pipeline.simulator.server import ExchangeSimulator
 from ccxt_pipeline.timeutil import NS_PER_DAY, now_ns
 from ccxt_pipeline.venues import VENUES
-from tests.conftest import SimulatorThread, until
+from tests.conftest import SimulatorThread, sim_settings, until
 
 BYBIT = VENUES["bybit"]
 assert BYBIT.oi_history_raw is not None
@@ -219,3 +221,26 @@ async def test_bybit_history_pages_and_candles_go_out_together(
     assert min(a for a, _, _ in history) >= max(b for _, b, _ in markets)
     rows = CatalogReader(tmp_path / "catalog").query(OPEN_INTEREST, [INST.instrument_id]).num_rows
     assert rows >= 10 * 24 * 12
+
+
+async def test_every_exchange_is_closed_at_once(
+    sim: ExchangeSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ccxt's close() waits `timeout_on_exit` (250 ms by default) for aiohttp's connections: the clients are
+    closed together, not one after another. Each close starts before any ends, and every one ends."""
+    events: list[tuple[str, str]] = []
+    close = ExchangeClient.close
+
+    async def recorded(self: ExchangeClient) -> None:
+        events.append(("start", self.name))
+        await close(self)
+        events.append(("end", self.name))
+
+    monkeypatch.setattr(ExchangeClient, "close", recorded)
+    settings = Settings.model_validate(sim_settings(sim, tmp_path / "catalog"))
+    names = ["binance", "bybit", "hyperliquid"]
+    async with open_exchanges(settings, names) as exchanges:
+        for name in names:
+            assert await exchanges.client(name) is not None
+    assert [kind for kind, _ in events[:3]] == ["start"] * 3
+    assert sorted(name for kind, name in events if kind == "end") == names

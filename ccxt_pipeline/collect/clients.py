@@ -57,25 +57,31 @@ async def open_exchanges(
     `clients` builds each client (tests give one whose HTTP layer is a recorded transport)."""
     policy = policy or RetryPolicy.from_settings(settings.retry)
     errors: dict[str, str] = {}
-    async with contextlib.AsyncExitStack() as stack:
-        meters = {n: RequestMeter() for n in names}
+    meters = {n: RequestMeter() for n in names}
+    opened: list[ExchangeClient] = []
 
-        async def open_one(name: str) -> ExchangeClient | None:
-            client = clients(name, settings.exchanges.get(name) or ExchangeSettings(), policy)
-            meters[name].attach(client)
-            try:
-                return await stack.enter_async_context(client)
-            except ExchangeError as exc:
-                errors[name] = unreachable(exc) or str(exc)
-                return None
-
-        tasks = {n: asyncio.create_task(open_one(n)) for n in names}
+    async def open_one(name: str) -> ExchangeClient | None:
+        client = clients(name, settings.exchanges.get(name) or ExchangeSettings(), policy)
+        meters[name].attach(client)
         try:
-            yield Exchanges(tasks, errors, meters)
-        finally:
-            for task in tasks.values():
-                task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await client.__aenter__()  # loads the markets; closes the client itself if that fails
+        except ExchangeError as exc:
+            errors[name] = unreachable(exc) or str(exc)
+            return None
+        opened.append(client)
+        return client
+
+    tasks = {n: asyncio.create_task(open_one(n)) for n in names}
+    try:
+        yield Exchanges(tasks, errors, meters)
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        # All at once: ccxt's close() waits `timeout_on_exit` (250 ms, ccxt 4.5.90
+        # `async_support/base/exchange.py`, for aiohttp's SSL connections to shut down) per client, which one
+        # after another added 0.75 s to every three-exchange fetch. Closing never raises.
+        await asyncio.gather(*(client.__aexit__(None, None, None) for client in opened))
 
 
 class RequestMeter:
