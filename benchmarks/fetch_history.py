@@ -356,10 +356,12 @@ def compare_rows(
     *,
     tail_ms: int = 0,
     start_slack_ms: int = 0,
+    within: tuple[int, int] | None = None,
 ) -> list[str]:
     """Mismatches between the catalog and `expected` (instrument id -> (time ms, value) ascending): the
     open-interest amount or the funding rate, exactly. Rows newer than `tail_ms` that the simulator's moving
-    `now` added meanwhile are allowed past the expected series, if they are on it."""
+    `now` added meanwhile are allowed past the expected series, if they are on it. `within` (ms, both ends
+    included): compare only rows in that span, on both sides."""
     from ccxt_pipeline.catalog import FUNDING_RATE, OPEN_INTEREST, CatalogReader
 
     reader = CatalogReader(catalog)
@@ -375,6 +377,9 @@ def compare_rows(
                 strict=True,
             )
         )
+        if within is not None:
+            got = [(t, v) for t, v in got if within[0] <= t <= within[1]]
+            want = [(t, v) for t, v in want if within[0] <= t <= within[1]]
         if tail_ms and got and want:
             got = [(t, v) for t, v in got if t <= want[-1][0]]
         if start_slack_ms and got and want:  # the CLI read `--from 30d` a moment after `want` was planned

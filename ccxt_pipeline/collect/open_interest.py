@@ -121,23 +121,53 @@ def plan_open_interest(
     start, end = align_up(start, step), align_down(min(end, now), step)
     ranges = subtract(grid_holes(start, end, step, stored.times), stored.gaps)
     gaps: list[CoverageGap] = []
-    if venue.oi_history_days is not None:
-        # A minute's margin: the exchange measures its window when our request arrives, a moment later.
-        earliest = align_up(now - venue.oi_history_days * NS_PER_DAY + NS_PER_MINUTE, step)
-        reason = f"{venue.name} serves open-interest history for the last {venue.oi_history_days} days only"
-        ranges = _clip(ranges, inst, earliest, reason, gaps)
+    earliest = served_since(venue, now, step)
+    if earliest is not None:
+        ranges = _clip(ranges, inst, earliest, _horizon(venue), gaps)
     windows = [w for r in ranges for w in grid_windows(r, step, venue.oi_history_limit)]
     return OiPlan(start, end, step, ranges, windows, gaps)
 
 
-def open_interest_pages(client: ExchangeClient, inst: Instrument, period: str) -> FetchPage[dict[str, Any]]:
+def served_since(venue: Venue, now: int, step: int) -> int | None:
+    """Pure: the first grid point the venue still serves at `now` (Binance: the last 30 days), or None if it
+    serves all its history. A minute's margin: the exchange measures its window when our request arrives,
+    a moment later."""
+    if venue.oi_history_days is None:
+        return None
+    return align_up(now - venue.oi_history_days * NS_PER_DAY + NS_PER_MINUTE, step)
+
+
+def _horizon(venue: Venue) -> str:
+    return f"{venue.name} serves open-interest history for the last {venue.oi_history_days} days only"
+
+
+def open_interest_pages(
+    client: ExchangeClient,
+    inst: Instrument,
+    period: str,
+    clock: Clock = now_ns,
+    expired: list[Range] | None = None,
+) -> FetchPage[dict[str, Any]]:
     """One page of open-interest history rows for a window: through ccxt's unified method, or the venue's
-    raw endpoint (`venue.oi_history_raw`)."""
+    raw endpoint (`venue.oi_history_raw`).
+
+    A venue that serves only recent history (Binance, 30 days) is asked from where it serves at the moment
+    of the request: a whole-market backfill takes long enough (20 minutes for Binance's 233 perpetuals at
+    1000 pages per 5 minutes) for its oldest planned windows to leave the exchange's window, which Binance
+    refuses whole (-1130 "startTime is invalid"). The part that left is added to `expired`."""
     venue = client.venue
     raw = venue.oi_history_raw
     market_id = client.market(inst.ccxt_symbol)["id"]
+    step = PERIODS_NS[period]
 
     async def fetch(w: Range) -> Sequence[dict[str, Any]]:
+        earliest = served_since(venue, clock(), step)
+        if earliest is not None and w.start < earliest:
+            if expired is not None:  # a window asked again (paging) is not recorded twice
+                expired.extend(subtract([Range(w.start, min(w.end, earliest - 1))], expired))
+            if w.end < earliest:
+                return []
+            w = Range(earliest, w.end)
         since, until = -(-w.start // NS_PER_MS), w.end // NS_PER_MS
         if raw is None:
             return await client.call(  # type: ignore[no-any-return]
@@ -236,7 +266,8 @@ async def open_interest_history(
         raise NotSupportedError(venue.name, NO_HISTORY)
     plan = plan_open_interest(venue, inst, start, end, period, stored, clock())
     out = History(OPEN_INTEREST, gaps=list(plan.gaps), windows=len(plan.windows))
-    fetch = open_interest_pages(client, inst, period)
+    expired: list[Range] = []  # planned, then no longer served by the time it was asked for
+    fetch = open_interest_pages(client, inst, period, clock, expired)
     raw = venue.oi_history_raw
     if hooks is not None:
         hooks.plan(len(plan.windows))
@@ -255,7 +286,8 @@ async def open_interest_history(
         finally:
             await pages.checkpoints.flush()  # what arrived is kept, whatever stopped the rest
     out.rows = pages.checkpoints.stored
-    out.gaps.extend(oi_gaps(inst, plan, stored.times, pages.seen, out.failed))
+    out.gaps.extend(_gap(inst, r, _horizon(venue)) for r in expired)
+    out.gaps.extend(oi_gaps(inst, plan, stored.times, pages.seen, [*out.failed, *expired]))
     return out
 
 
