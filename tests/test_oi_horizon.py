@@ -10,6 +10,7 @@ Real ccxt against the simulator, with the simulator's now and the fetch's clock 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,4 +77,41 @@ async def test_windows_that_left_the_30_days_are_asked_from_where_binance_serves
     # The plan's own gap (older than 30 days when planned), then what left the window before the request:
     # both say why, neither is a failure.
     assert [(g.ts_event, g.end_ns) for g in out.gaps] == [(start, planned - 1), (planned, served - 1)]
+    assert all("last 30 days" in g.reason for g in out.gaps)
+
+
+async def test_a_request_that_waited_past_the_window_is_asked_again_from_further_in(
+    sim: ExchangeSimulator, tmp_path: Path
+) -> None:
+    """The pacer can hold a Binance request for minutes (1000 pages per 5 minutes); by the time it arrives,
+    its start may have left the 30 days, and Binance refuses it whole. The fetch's clock moves a minute at
+    each reading here, and the simulator's now is 8 minutes on: the first try is refused, the next one,
+    from further in, is served; no page fails and the skipped stretch is a gap that says why."""
+    sim.now_ms = (ASKED + 8 * NS_PER_MINUTE) // NS_PER_MS
+    settings = Settings(**sim_settings(sim, tmp_path / "catalog"))
+    readings = iter(range(0, 10_000))
+    stored: list[pa.Table] = []
+
+    def clock() -> int:
+        n = next(readings)
+        return PLANNED if n == 0 else ASKED + n * NS_PER_MINUTE
+
+    async def store(table: pa.Table) -> None:
+        stored.append(table)
+
+    start = PLANNED - 30 * NS_PER_DAY
+    async with open_exchanges(settings, ["binance"]) as exchanges:
+        client = await exchanges.client("binance")
+        assert client is not None
+        out = await open_interest_history(client, INST, start, PLANNED, "5m", Stored(), store, clock=clock)
+    assert out.failed == []  # the refused try was asked again, not given up
+    assert out.error is None
+    times = sorted(t for table in stored for t in table.column("ts_event").to_pylist())
+    first = times[0]
+    assert first >= (sim.now_ms * NS_PER_MS) - 30 * NS_PER_DAY  # inside the window Binance served
+    assert times == list(range(first, PLANNED + 1, FIVE))  # from there on, every point once
+    spans = sorted((g.ts_event, g.end_ns) for g in out.gaps)
+    assert spans[0][0] == start
+    assert spans[-1][1] == first - 1  # the gaps reach the first stored point, with no hole between them
+    assert all(a_end + 1 == b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
     assert all("last 30 days" in g.reason for g in out.gaps)

@@ -141,6 +141,12 @@ def _horizon(venue: Venue) -> str:
     return f"{venue.name} serves open-interest history for the last {venue.oi_history_days} days only"
 
 
+_HORIZON_RETRIES = 3
+_HORIZON_RETRY_MARGIN = 5 * NS_PER_MINUTE
+"""A request refused because the venue's window passed its start while it waited is asked again from this
+much further in per attempt (Binance's 1000 pages per 5 minutes make a wait of up to 5 minutes)."""
+
+
 def open_interest_pages(
     client: ExchangeClient,
     inst: Instrument,
@@ -154,20 +160,35 @@ def open_interest_pages(
     A venue that serves only recent history (Binance, 30 days) is asked from where it serves at the moment
     of the request: a whole-market backfill takes long enough (20 minutes for Binance's 233 perpetuals at
     1000 pages per 5 minutes) for its oldest planned windows to leave the exchange's window, which Binance
-    refuses whole (-1130 "startTime is invalid"). The part that left is added to `expired`."""
+    refuses whole (-1130 "startTime is invalid"). A request may also wait minutes for its turn under the
+    venue's limit (Binance: 1000 pages per 5 minutes) and arrive after its start left the window: a refusal
+    of a request whose start the window has passed meanwhile is asked again from further in
+    (`_HORIZON_RETRY_MARGIN` more each time, at most `_HORIZON_RETRIES` times). The part that left is added
+    to `expired`."""
     venue = client.venue
     raw = venue.oi_history_raw
     market_id = client.market(inst.ccxt_symbol)["id"]
     step = PERIODS_NS[period]
 
     async def fetch(w: Range) -> Sequence[dict[str, Any]]:
-        earliest = served_since(venue, clock(), step)
-        if earliest is not None and w.start < earliest:
-            if expired is not None:  # a window asked again (paging) is not recorded twice
-                expired.extend(subtract([Range(w.start, min(w.end, earliest - 1))], expired))
-            if w.end < earliest:
-                return []
-            w = Range(earliest, w.end)
+        for attempt in range(_HORIZON_RETRIES + 1):
+            earliest = served_since(venue, clock() + attempt * _HORIZON_RETRY_MARGIN, step)
+            sent = w
+            if earliest is not None and w.start < earliest:
+                if expired is not None:  # a window asked again (paging) is not recorded twice
+                    expired.extend(subtract([Range(w.start, min(w.end, earliest - 1))], expired))
+                if w.end < earliest:
+                    return []
+                sent = Range(earliest, w.end)
+            try:
+                return await ask(sent)
+            except ExchangeError:
+                now_served = served_since(venue, clock(), step)
+                if now_served is None or sent.start >= now_served or attempt == _HORIZON_RETRIES:
+                    raise  # not the window passing the request's start while it waited
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def ask(w: Range) -> Sequence[dict[str, Any]]:
         since, until = -(-w.start // NS_PER_MS), w.end // NS_PER_MS
         if raw is None:
             return await client.call(  # type: ignore[no-any-return]
@@ -286,6 +307,8 @@ async def open_interest_history(
         finally:
             await pages.checkpoints.flush()  # what arrived is kept, whatever stopped the rest
     out.rows = pages.checkpoints.stored
+    if pages.seen:  # a later try skipped more than an earlier one that was served: the rows win
+        expired = subtract(expired, [Range(min(pages.seen), max(pages.seen))])
     out.gaps.extend(_gap(inst, r, _horizon(venue)) for r in expired)
     out.gaps.extend(oi_gaps(inst, plan, stored.times, pages.seen, [*out.failed, *expired]))
     return out
