@@ -22,7 +22,7 @@ from aiohttp import web
 
 from ccxt_pipeline.catalog import OPEN_INTEREST, CatalogReader
 from ccxt_pipeline.collect.clients import open_exchanges
-from ccxt_pipeline.collect.history import BuiltCheckpoints
+from ccxt_pipeline.collect.history import Checkpoints
 from ccxt_pipeline.collect.open_interest import oi_parts_table, oi_table
 from ccxt_pipeline.collect.run import FetchRequest, run_fetch
 from ccxt_pipeline.errors import RecordError
@@ -76,7 +76,7 @@ async def test_built_checkpoints_build_one_table_per_checkpoint_outside_the_loop
     async def store(table: pa.Table) -> None:
         stored.append(table.num_rows)
 
-    cp = BuiltCheckpoints[list[int]](store, build, rows=1000, seconds=3600)
+    cp = Checkpoints[list[int]](store, build, rows=1000, seconds=3600)
     for i in range(7):
         await cp.add(list(range(300)), 300)
         assert len(built) == (1 if i >= 3 else 0)
@@ -101,7 +101,7 @@ async def test_a_bad_window_does_not_drop_the_good_ones_beside_it() -> None:
     async def store(table: pa.Table) -> None:
         stored.append(table.column("x").to_pylist())
 
-    cp = BuiltCheckpoints[list[int]](store, build, rows=1000, seconds=3600)
+    cp = Checkpoints[list[int]](store, build, rows=1000, seconds=3600)
     await cp.add([1, 2], 2)
     await cp.add([-1], 1)
     await cp.add([3], 1)
@@ -126,7 +126,7 @@ async def test_a_flush_interrupted_while_building_keeps_its_rows_for_the_next() 
     async def store(table: pa.Table) -> None:
         stored.append(table.num_rows)
 
-    cp = BuiltCheckpoints[list[int]](store, build, rows=1000, seconds=3600)
+    cp = Checkpoints[list[int]](store, build, rows=1000, seconds=3600)
     await cp.add([1, 2, 3], 3)
     flushing = asyncio.create_task(cp.flush())
     await until(building.is_set, what="the build to start")

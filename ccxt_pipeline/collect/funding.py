@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from ccxt_pipeline.catalog.schema import FUNDING_RATE, to_table
-from ccxt_pipeline.collect.history import Checkpoints, History, Hooks, Store, Stored
+from ccxt_pipeline.collect.history import Checkpoints, History, Hooks, Store, Stored, tables_checkpoints
 from ccxt_pipeline.collect.paging import FetchPage, Outcome, fetch_each
 from ccxt_pipeline.collect.plan import Range, confirmed_holes, settlement_holes, subtract
 from ccxt_pipeline.errors import ExchangeError
@@ -282,7 +284,7 @@ async def funding_history(
         settles_after_floor=listed is not None and venue.name in NEWEST_FIRST,
     )
     out.windows = len(plan.windows)
-    pages = _FundingWindows(inst, plan, venue.funding_interval_minutes, out, Checkpoints(store), hooks)
+    pages = _FundingWindows(inst, plan, venue.funding_interval_minutes, out, tables_checkpoints(store), hooks)
     if hooks is not None:
         hooks.plan(len(plan.windows))
     try:
@@ -391,7 +393,7 @@ class _FundingWindows:
         plan: FundingPlan,
         fixed_interval: int | None,
         out: History,
-        checkpoints: Checkpoints,
+        checkpoints: Checkpoints[pa.Table],
         hooks: Hooks | None,
     ) -> None:
         self.inst, self.ranges, self.fixed_interval = inst, plan.ranges, fixed_interval
@@ -424,7 +426,8 @@ class _FundingWindows:
             self.previous = rows[-1].ts_event
         wanted = [r for r in rows if any(rg.start <= r.ts_event <= rg.end for rg in self.ranges)]
         self.fetched.extend((r.ts_event, _ns(r.interval_minutes)) for r in wanted)
-        await self.checkpoints.add(to_table(FUNDING_RATE, wanted))
+        table = to_table(FUNDING_RATE, wanted)
+        await self.checkpoints.add(table, table.num_rows)
         if self.hooks is not None:
             self.hooks.advance(len(wanted))
 

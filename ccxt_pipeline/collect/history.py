@@ -58,43 +58,10 @@ class History:
     """The last error of a failed window."""
 
 
-class Checkpoints:
-    """Collects fetched tables and hands them to `store` in checkpoints."""
-
-    def __init__(
-        self, store: Store, *, rows: int = CHECKPOINT_ROWS, seconds: float = CHECKPOINT_SECONDS
-    ) -> None:
-        self._store = store
-        self._rows = rows
-        self._seconds = seconds
-        self._tables: list[pa.Table] = []
-        self._buffered = 0
-        self._since = time.monotonic()
-        self.stored = 0
-
-    async def add(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self._tables.append(table)
-            self._buffered += table.num_rows
-        if self._buffered >= self._rows or (
-            self._buffered and time.monotonic() - self._since >= self._seconds
-        ):
-            await self.flush()
-
-    async def flush(self) -> None:
-        self._since = time.monotonic()
-        if not self._tables:
-            return
-        tables, self._tables, self._buffered = self._tables, [], 0
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        await self._store(table)
-        self.stored += table.num_rows
-
-
 P = TypeVar("P")
 
 
-class BuiltCheckpoints(Generic[P]):
+class Checkpoints(Generic[P]):
     """Checkpoints of raw parts (one page's rows, say), made into one table per checkpoint by `build` in a
     worker thread. Building and validating a table page by page on the event loop held up the requests in
     flight (a conformed table costs a few ms whatever its size, most of it in Arrow's group-by); one table
@@ -102,7 +69,8 @@ class BuiltCheckpoints(Generic[P]):
 
     A part is taken out only once its table is built, so a flush interrupted while building (Ctrl-C) leaves
     it for the next flush. A checkpoint holding a bad part (RecordError) stores the parts that build, then
-    raises the first error: no good row is dropped for a bad one beside it."""
+    raises the first error: no good row is dropped for a bad one beside it. Parts that are tables already:
+    `tables_checkpoints`."""
 
     def __init__(
         self,
@@ -161,6 +129,13 @@ class BuiltCheckpoints(Generic[P]):
             except RecordError as exc:
                 first = first or exc
         return (pa.concat_tables(tables) if tables else None), first or error
+
+
+def tables_checkpoints(store: Store) -> Checkpoints[pa.Table]:
+    """Checkpoints of tables already built (funding's windows): each checkpoint is their concatenation."""
+    return Checkpoints[pa.Table](
+        store, lambda tables: pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    )
 
 
 class Hooks(Protocol):

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from ccxt_pipeline.catalog.schema import OPEN_INTEREST
-from ccxt_pipeline.collect.history import BuiltCheckpoints, History, Hooks, Store, Stored
+from ccxt_pipeline.collect.history import Checkpoints, History, Hooks, Store, Stored
 from ccxt_pipeline.collect.paging import FetchPage, Outcome, fetch_each, page_window
 from ccxt_pipeline.collect.plan import (
     Range,
@@ -296,7 +296,7 @@ async def open_interest_history(
     kline = raw.value_from_mark if raw else None
     market_id = client.market(inst.ccxt_symbol)["id"]
     marks = _MarkPrices(client, kline, market_id, period, plan.step, plan.ranges) if kline else None
-    checkpoints = BuiltCheckpoints[_Part](store, lambda parts: oi_parts_table(parts, inst, raw))
+    checkpoints = Checkpoints[_Part](store, lambda parts: oi_parts_table(parts, inst, raw))
     pages = _OiWindows(raw, plan.step, out, checkpoints, marks, hooks)
     try:
         await fetch_each(fetch, plan.windows, pages.ts_of, plan.step, pages.on_window)
@@ -316,14 +316,14 @@ async def open_interest_history(
 
 class _OiWindows:
     """Each window as it is done: its new rows on the grid, with their mark prices, checkpointed (the table
-    is built per checkpoint, off the event loop: `BuiltCheckpoints`); or its failure."""
+    is built per checkpoint, off the event loop: `Checkpoints`); or its failure."""
 
     def __init__(
         self,
         raw: RawHistory | None,
         step: int,
         out: History,
-        checkpoints: BuiltCheckpoints[_Part],
+        checkpoints: Checkpoints[_Part],
         marks: _MarkPrices | None,
         hooks: Hooks | None,
     ) -> None:
