@@ -11,13 +11,13 @@ Real ccxt against the simulator, with the simulator's now and the fetch's clock 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 
 from ccxt_pipeline.collect.clients import open_exchanges
-from ccxt_pipeline.collect.history import Stored
+from ccxt_pipeline.collect.history import History, Stored
 from ccxt_pipeline.collect.open_interest import open_interest_history, served_since
 from ccxt_pipeline.instruments import resolve_many
 from ccxt_pipeline.settings import Settings
@@ -30,6 +30,7 @@ from tests.conftest import sim_settings
 PLANNED = 1_763_640_000_000 * NS_PER_MS  # 2025-11-20T12:00:00Z, on the 5-minute grid
 ASKED = PLANNED + 2 * NS_PER_HOUR  # the requests go out two hours later (a long --all run)
 FIVE = 5 * NS_PER_MINUTE
+START = PLANNED - 30 * NS_PER_DAY
 INST = resolve_many(["BTCUSDT-PERP"], ["binance"])[0]
 
 
@@ -40,24 +41,30 @@ def planned_then_asked() -> Iterator[int]:
         yield ASKED
 
 
-async def test_windows_that_left_the_30_days_are_asked_from_where_binance_serves(
-    sim: ExchangeSimulator, tmp_path: Path
-) -> None:
-    sim.now_ms = ASKED // NS_PER_MS
+async def backfill(
+    sim: ExchangeSimulator, tmp_path: Path, clock: Callable[[], int]
+) -> tuple[History, list[pa.Table]]:
+    """30 days of Binance 5-minute open interest up to PLANNED, through the real ccxt; what each checkpoint
+    stored, in the order stored."""
     settings = Settings(**sim_settings(sim, tmp_path / "catalog"))
-    clock = planned_then_asked()
     stored: list[pa.Table] = []
 
     async def store(table: pa.Table) -> None:
         stored.append(table)
 
-    start = PLANNED - 30 * NS_PER_DAY
     async with open_exchanges(settings, ["binance"]) as exchanges:
         client = await exchanges.client("binance")
         assert client is not None
-        out = await open_interest_history(
-            client, INST, start, PLANNED, "5m", Stored(), store, clock=lambda: next(clock)
-        )
+        out = await open_interest_history(client, INST, START, PLANNED, "5m", Stored(), store, clock=clock)
+    return out, stored
+
+
+async def test_windows_that_left_the_30_days_are_asked_from_where_binance_serves(
+    sim: ExchangeSimulator, tmp_path: Path
+) -> None:
+    sim.now_ms = ASKED // NS_PER_MS
+    clock = planned_then_asked()
+    out, stored = await backfill(sim, tmp_path, lambda: next(clock))
     assert out.failed == []  # no page refused
     assert out.error is None
     served = served_since(VENUES["binance"], ASKED, FIVE)
@@ -73,10 +80,9 @@ async def test_windows_that_left_the_30_days_are_asked_from_where_binance_serves
     )  # windows land in any order
     assert [t for t, _ in rows] == list(range(served, PLANNED + 1, FIVE))  # every point still served, once
     assert [v for _, v in rows] == [data.open_interest("binance", "BTCUSDT", t // NS_PER_MS) for t, _ in rows]
-    # What left the window between the plan and the request is a gap that says why, not a failure.
     # The plan's own gap (older than 30 days when planned), then what left the window before the request:
     # both say why, neither is a failure.
-    assert [(g.ts_event, g.end_ns) for g in out.gaps] == [(start, planned - 1), (planned, served - 1)]
+    assert [(g.ts_event, g.end_ns) for g in out.gaps] == [(START, planned - 1), (planned, served - 1)]
     assert all("last 30 days" in g.reason for g in out.gaps)
 
 
@@ -88,22 +94,13 @@ async def test_a_request_that_waited_past_the_window_is_asked_again_from_further
     each reading here, and the simulator's now is 8 minutes on: the first try is refused, the next one,
     from further in, is served; no page fails and the skipped stretch is a gap that says why."""
     sim.now_ms = (ASKED + 8 * NS_PER_MINUTE) // NS_PER_MS
-    settings = Settings(**sim_settings(sim, tmp_path / "catalog"))
     readings = iter(range(0, 10_000))
-    stored: list[pa.Table] = []
 
     def clock() -> int:
         n = next(readings)
         return PLANNED if n == 0 else ASKED + n * NS_PER_MINUTE
 
-    async def store(table: pa.Table) -> None:
-        stored.append(table)
-
-    start = PLANNED - 30 * NS_PER_DAY
-    async with open_exchanges(settings, ["binance"]) as exchanges:
-        client = await exchanges.client("binance")
-        assert client is not None
-        out = await open_interest_history(client, INST, start, PLANNED, "5m", Stored(), store, clock=clock)
+    out, stored = await backfill(sim, tmp_path, clock)
     assert out.failed == []  # the refused try was asked again, not given up
     assert out.error is None
     times = sorted(t for table in stored for t in table.column("ts_event").to_pylist())
@@ -111,7 +108,7 @@ async def test_a_request_that_waited_past_the_window_is_asked_again_from_further
     assert first >= (sim.now_ms * NS_PER_MS) - 30 * NS_PER_DAY  # inside the window Binance served
     assert times == list(range(first, PLANNED + 1, FIVE))  # from there on, every point once
     spans = sorted((g.ts_event, g.end_ns) for g in out.gaps)
-    assert spans[0][0] == start
+    assert spans[0][0] == START
     assert spans[-1][1] == first - 1  # the gaps reach the first stored point, with no hole between them
     assert all(a_end + 1 == b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
     assert all("last 30 days" in g.reason for g in out.gaps)
