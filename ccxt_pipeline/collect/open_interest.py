@@ -160,7 +160,7 @@ def open_interest_pages(
     A venue that serves only recent history (Binance, 30 days) is asked from where it serves at the moment
     of the request: a whole-market backfill takes long enough (20 minutes for Binance's 233 perpetuals at
     1000 pages per 5 minutes) for its oldest planned windows to leave the exchange's window, which Binance
-    refuses whole (-1130 "startTime is invalid"). A request may also wait minutes for its turn under the
+    refuses whole (-1130 "startTime is invalid"; ccxt issue #23712; tests/fixtures/SOURCES.md). A request may also wait minutes for its turn under the
     venue's limit (Binance: 1000 pages per 5 minutes) and arrive after its start left the window: a refusal
     of a request whose start the window has passed meanwhile is asked again from further in
     (`_HORIZON_RETRY_MARGIN` more each time, at most `_HORIZON_RETRIES` times). The part that left is added
