@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccxt_pipeline.collect.history import Checkpoints
+from ccxt_pipeline.collect.history import tables_checkpoints
 from ccxt_pipeline.collect.paging import Outcome, fetch_each
 from ccxt_pipeline.collect.plan import (
     Range,
@@ -245,9 +245,9 @@ async def test_checkpoints_store_every_few_thousand_rows_and_at_the_end() -> Non
     async def store(table: pa.Table) -> None:
         stored.append(table.num_rows)
 
-    cp = Checkpoints(store, rows=1000, seconds=3600)
+    cp = tables_checkpoints(store, rows=1000, seconds=3600)
     for _ in range(7):
-        await cp.add(pa.table({"x": list(range(300))}))
+        await cp.add(pa.table({"x": list(range(300))}), 300)
     assert stored == [1200]
     await cp.flush()
     assert stored == [1200, 900]

@@ -131,10 +131,15 @@ class Checkpoints(Generic[P]):
         return (pa.concat_tables(tables) if tables else None), first or error
 
 
-def tables_checkpoints(store: Store) -> Checkpoints[pa.Table]:
+def tables_checkpoints(
+    store: Store, *, rows: int = CHECKPOINT_ROWS, seconds: float = CHECKPOINT_SECONDS
+) -> Checkpoints[pa.Table]:
     """Checkpoints of tables already built (funding's windows): each checkpoint is their concatenation."""
     return Checkpoints[pa.Table](
-        store, lambda tables: pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        store,
+        lambda tables: pa.concat_tables(tables) if len(tables) > 1 else tables[0],
+        rows=rows,
+        seconds=seconds,
     )
 
 
