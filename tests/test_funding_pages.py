@@ -85,7 +85,7 @@ def test_a_newest_first_plan_starts_past_a_listing_on_the_grid() -> None:
     end = listed + 400 * 8 * HOUR
     plan = plan_funding([Range(listed, end)], 480, 200, listed, end, settles_after_floor=True)
     assert plan.spans[0].start == listed + NS_PER_SECOND + 1
-    assert plan.windows[0].end == listed + 200 * 8 * HOUR + 4 * HOUR - 1  # settlements 1..200 after it
+    assert plan.windows[0].end == listed + 200 * 8 * HOUR + HOUR // 2 - 1  # settlements 1..200 after it
     assert plan_funding([Range(listed, end)], 480, 200, listed, end).spans[0].start == listed
     between = listed + HOUR
     assert (

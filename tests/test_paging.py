@@ -93,6 +93,7 @@ HOUR = 3_600_000_000_000
 @settings(max_examples=300, deadline=None)
 @given(
     interval_h=st.sampled_from([1, 4, 8]),
+    settled_h=st.sampled_from([None, 1, 2, 4, 8]),
     per_window=st.integers(1, 12),
     start_off=st.integers(0, 8 * HOUR),
     length=st.integers(0, 80 * 8 * HOUR),
@@ -102,6 +103,7 @@ HOUR = 3_600_000_000_000
 )
 async def test_property_settlement_windows_cost_one_request_each(
     interval_h: int,
+    settled_h: int | None,
     per_window: int,
     start_off: int,
     length: int,
@@ -113,13 +115,16 @@ async def test_property_settlement_windows_cost_one_request_each(
     https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals), answered
     `per_window` at most a page, oldest or newest first (told to the paging or not): each window costs exactly
     one request (the paging allows a second of stamp slack, which once made every full page ask again), and
-    every row is found."""
+    every row is found. `settled_h`: the history settled at another interval than the one planned with
+    (Binance's history is planned at 8 hours; a 4-hour symbol holds two pages in each window): each window
+    then costs the pages its rows fill, and no empty request after a full last page."""
     interval = interval_h * HOUR
+    settled = (settled_h or interval_h) * HOUR
     base = 1_735_689_600_000_000_000  # 2025-01-01T00:00Z, on every interval's grid
     span = Range(base + start_off, base + start_off + length)
     late = late_ms * 1_000_000
-    series = [t + late for t in range(base - 10 * interval, span.end + 10 * interval, interval)]
-    windows = settlement_windows(widen(span, interval, 0, span.end + 10 * interval), interval, per_window)
+    series = [t + late for t in range(base - 10 * interval, span.end + 10 * interval, settled)]
+    windows = settlement_windows(widen(span, 0, span.end + 10 * interval), interval, per_window)
     assert span.start - interval < windows[0].start <= span.start
     assert span.end <= windows[-1].end < span.end + interval
     assert all(b.start == a.end + 1 for a, b in itertools.pairwise(windows))
@@ -127,11 +132,15 @@ async def test_property_settlement_windows_cost_one_request_each(
     order: Order = ("newest" if newest_first else "oldest") if documented else None
     got: list[int] = []
     for w in windows:
-        got += await page_window(fetch, w, lambda t: t, interval, slack=1_000_000_000, order=order)
+        got += await page_window(fetch, w, lambda t: t, settled, slack=1_000_000_000, order=order)
     assert sorted(got) == [t for t in series if windows[0].start <= t <= windows[-1].end]
-    assert len(calls) == len(windows)
-    # Only the first window (starting mid-slot) and the last (ending early) may hold fewer than `per_window`.
-    assert len(windows) <= -(-len(got) // per_window) + 2
+    rows_in = [sum(w.start <= t <= w.end for t in series) for w in windows]
+    assert len(calls) == sum(max(1, -(-n // per_window)) for n in rows_in)
+    if settled == interval:
+        assert len(calls) == len(windows)
+        # Only the first window (starting mid-slot) and the last (ending early) may hold fewer than
+        # `per_window`.
+        assert len(windows) <= -(-len(got) // per_window) + 2
 
 
 @pytest.mark.parametrize("newest_first", [False, True])
@@ -146,30 +155,30 @@ async def test_a_documented_order_asks_again_only_where_a_page_was_cut(newest_fi
 
 
 def test_plan_funding_uses_the_fewest_pages() -> None:
-    """2,095 settlements every 8h in 1000-row pages: three windows, from half an interval before the
+    """2,095 settlements every 8h in 1000-row pages: three windows, from half an hour before the
     settlement a day early (the first row's interval) to the range's end (now: nothing is due after it)."""
     start, end = 1_735_689_600_000_000_000, 1_735_689_600_000_000_000 + 697 * 24 * HOUR
     plan = plan_funding([Range(start, end)], 480, 1000)
-    assert plan.spans == [Range(start - 28 * HOUR, end)]
+    assert plan.spans == [Range(start - 24 * HOUR - HOUR // 2, end)]
     assert [w.end for w in plan.windows] == [
-        start - 24 * HOUR + 999 * 8 * HOUR + 4 * HOUR - 1,
-        start - 24 * HOUR + 1999 * 8 * HOUR + 4 * HOUR - 1,
+        start - 24 * HOUR + 999 * 8 * HOUR + HOUR // 2 - 1,
+        start - 24 * HOUR + 1999 * 8 * HOUR + HOUR // 2 - 1,
         end,
     ]
-    # A range ending on a settlement time, before now, ends half an interval later.
+    # A range ending on a settlement time, before now, ends half an hour later.
     assert (
-        plan_funding([Range(start, end)], 480, 1000, until=end + 24 * HOUR).spans[0].end == end + 4 * HOUR - 1
+        plan_funding([Range(start, end)], 480, 1000, until=end + 24 * HOUR).spans[0].end
+        == end + HOUR // 2 - 1
     )
-    # A range starting a nanosecond after a stored settlement starts half an interval before it, the floor
+    # A range starting a nanosecond after a stored settlement starts half an hour before it, the floor
     # (listing) permitting.
-    floor = start - 25 * HOUR
+    floor = start - 24 * HOUR - HOUR // 4
     assert plan_funding([Range(start + 1, end)], 480, 1000, floor=floor).spans[0].start == floor
-    assert plan_funding([Range(start + 1, end)], 480, 1000).spans[0].start == start - 28 * HOUR
+    assert plan_funding([Range(start + 1, end)], 480, 1000).spans[0].start == start - 24 * HOUR - HOUR // 2
 
 
 # --- the same through the real ccxt and the simulator's request counters --------------------------------------
 
-FEWEST_SYMBOL = {"binance": "BTCUSDT", "bybit": "BTCUSDT", "hyperliquid": "BTC"}
 FEWEST_PATH = {
     "binance": "/fapi/v1/fundingRate",
     "bybit": "/v5/market/funding/history",
@@ -177,23 +186,34 @@ FEWEST_PATH = {
 }
 
 
-@pytest.mark.parametrize("exchange", ["binance", "bybit", "hyperliquid"])
-def test_funding_history_of_a_year_asks_the_fewest_pages(exchange: str, tmp_path: Path) -> None:
-    """A year of BTC funding from each exchange: rows equal the simulator's series, and the requests are
+@pytest.mark.parametrize(
+    ("exchange", "symbol", "start"),
+    [
+        ("binance", "BTCUSDT", "2025-01-01"),
+        ("bybit", "BTCUSDT", "2025-01-01"),
+        ("hyperliquid", "BTC", "2025-01-01"),  # BTCUSDT-PERP names it too
+        # Settles every 4 hours from 2025-03-01 on, while Binance's history is planned at 8: each window
+        # holds two full pages, which once cost a third, empty request (collect/funding.py
+        # `settlement_windows`).
+        ("binance", "SOLUSDT", "2025-03-01"),
+    ],
+)
+def test_funding_history_of_a_year_asks_the_fewest_pages(
+    exchange: str, symbol: str, start: str, tmp_path: Path
+) -> None:
+    """A year of funding from each exchange: rows equal the simulator's series, and the requests are
     ceil(settlements / page limit) (Binance 1000, Bybit 200, Hyperliquid 500 a page; venue table). Binance and
     Bybit pad the start by a day (the first row's interval); Hyperliquid's first page is also its probe of
     where the series starts, and its fixed interval needs no padding."""
-    start, end = "2025-01-01", "2026-01-01"
+    end = str(int(start[:4]) + 1) + start[4:]
     start_ms, end_ms = parse_when(start, 0) // NS_PER_MS, parse_when(end, 0) // NS_PER_MS
+    instrument = "BTCUSDT-PERP" if symbol == "BTC" else f"{symbol}-PERP"
     with SimulatorThread(ExchangeSimulator(seed=0)) as sim:
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump(sim_settings(sim, tmp_path / "catalog")))
-        result = run_cli(
-            config, "fetch-funding", "BTCUSDT-PERP", "-e", exchange, "--from", start, "--to", end
-        )
+        result = run_cli(config, "fetch-funding", instrument, "-e", exchange, "--from", start, "--to", end)
         assert result.exit_code == 0, result.output + result.stderr
         asked = sim.count(exchange, FEWEST_PATH[exchange])
-    symbol = FEWEST_SYMBOL[exchange]
     padded = start_ms - (0 if exchange == "hyperliquid" else 86_400_000)
     settled = data.funding_settlements(exchange, symbol, padded - 1000, end_ms)
     stamp = (lambda t: hyperliquid.funding_time(symbol, t)) if exchange == "hyperliquid" else (lambda t: t)

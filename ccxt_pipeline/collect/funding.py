@@ -108,7 +108,7 @@ def plan_funding(
     # ranges closer together than that are fetched as one span.
     spans: list[Range] = []
     for r in ranges:
-        padded = widen(Range(max(floor, r.start - _LONGEST_INTERVAL), r.end), interval, floor, cap)
+        padded = widen(Range(max(floor, r.start - _LONGEST_INTERVAL), r.end), floor, cap)
         if settles_after_floor and floor > 0 and padded.start == floor:
             past = past_listing(floor, interval)
             if past > padded.end:
@@ -140,37 +140,44 @@ def past_listing(listed: int, interval: int) -> int:
     return listed
 
 
-def widen(span: Range, interval: int, floor: int, until: int) -> Range:
-    """Pure: `span`, with an end that lies within the paging's stamp slack of a settlement time moved to
-    half an interval past it (`settlement_windows` says why), never before `floor` nor after `until`
-    (now: a settlement not due yet would leave the same room)."""
-    half = interval // 2
+def widen(span: Range, floor: int, until: int) -> Range:
+    """Pure: `span`, with an end that lies within the paging's stamp slack of an hour (where every
+    exchange's settlements lie, whatever their interval) moved half an hour past it (`settlement_windows`
+    says why), never before `floor` nor after `until` (now: a settlement not due yet would leave the same
+    room)."""
+    grid, off = _SHORTEST_INTERVAL, _SHORTEST_INTERVAL // 2
     start, end = span.start, span.end
-    k = (start + half) // interval
-    if abs(start - k * interval) <= _STAMP_SLACK:
-        start = min(start, max(floor, k * interval - half))
-    k = (end + half) // interval
-    if abs(end - k * interval) <= _STAMP_SLACK:
-        end = max(end, min(until, k * interval + half - 1))
+    k = (start + off) // grid
+    if abs(start - k * grid) <= _STAMP_SLACK:
+        start = min(start, max(floor, k * grid - off))
+    k = (end + off) // grid
+    if abs(end - k * grid) <= _STAMP_SLACK:
+        end = max(end, min(until, k * grid + off - 1))
     return Range(start, end)
 
 
 def settlement_windows(span: Range, interval: int, per_window: int) -> list[Range]:
     """Pure: `span` cut into windows of at most `per_window` settlements `interval` apart, every boundary
-    between two windows half an interval off the settlement grid.
+    between two windows half an hour past a settlement of that grid.
 
     Exchanges settle on the UTC grid of the interval (Binance and Bybit at 00:00, 08:00, 16:00 for 8h:
     `"fundingTime": 1570608000000` in Binance's Get-Funding-Rate-History example, `"fundingRateTimestamp":
     "1672041600000"` in Bybit's history-fund-rate example, both 08:00 UTC; Hyperliquid every hour, stamped
-    a few ms late, `"time":1683849600076`; tests/fixtures/SOURCES.md). A window ending just before a settlement leaves room for
-    one more row after a full page (an interval, less the paging's stamp slack), so the paging asks again:
-    one wasted request per page, 20 weight each on Hyperliquid. Ending half an interval away, a full page
-    leaves half an interval of room, and a complete answer costs one request. Settlement `k * interval`
-    belongs to the slot [k * interval - interval / 2, k * interval + interval / 2); the first window may
-    start inside a slot; its slots are counted from the first settlement that can be stamped inside it (one at
-    most the stamp slack before its start, stamped late), so that it holds a full page too. The span's own
-    ends are the caller's (`widen`)."""
-    half = interval // 2
+    a few ms late, `"time":1683849600076`; tests/fixtures/SOURCES.md). A window ending just before a
+    settlement leaves room for one more row after a full page (an interval, less the paging's stamp slack),
+    so the paging asks again: one wasted request per page, 20 weight each on Hyperliquid. Ending half an
+    hour past a settlement, a full page leaves less than an interval of room, and a complete answer costs one
+    request. The interval planned with may not be the one the history settled at: Binance's is planned at 8
+    hours (its markets do not tell it), and a symbol settling every 4 or 1 hours holds two or eight pages
+    in such a window; a boundary half of the planned interval off its grid would lie on theirs, and each
+    window's last full page would cost a second, empty request (76 of 738 pages in a whole-market Binance
+    backfill, docs/benchmarks.md). Half an hour off the hour grid is off every exchange's grid at once.
+    Settlement `k * interval` belongs to the slot [k * interval - interval + half, k * interval + half) with
+    half = 30 minutes; the first window may start inside a slot; its slots
+    are counted from the first settlement that can be stamped inside it (one at most the stamp slack before
+    its start, stamped late), so that it holds a full page too. The span's own ends are the caller's
+    (`widen`)."""
+    half = _SHORTEST_INTERVAL // 2
     last_slot = -(-(span.start - _STAMP_SLACK) // interval) + per_window - 1
     out = []
     start = span.start

@@ -54,19 +54,21 @@ async def page_window(
     earlier than one `step` after a row the next one may be stamped (Hyperliquid stamps settlements a few
     milliseconds past the hour, so two of them can be a little less than an hour apart). `order`: see `Order`."""
     rows: list[T] = []
-    pending = [window]
+    # Each range to ask, with the rows known just outside it (None at the window's own ends): a row there
+    # leaves less room inside, so a sub-range next to a row is asked only if a row fits between the two.
+    pending: list[tuple[Range, int | None, int | None]] = [(window, None, None)]
     while pending:
-        r = pending.pop()
+        r, before, after = pending.pop()
         page = [row for row in await fetch(r) if r.start <= ts_of(row) <= r.end]
         if not page:
             continue
         rows.extend(page)
         times = sorted(ts_of(row) for row in page)
         spacing = (step(times) if callable(step) else step) - slack
-        if order != "newest" and times[-1] + spacing <= r.end:
-            pending.append(Range(times[-1] + 1, r.end))
-        if order != "oldest" and times[0] - spacing >= r.start:
-            pending.append(Range(r.start, times[0] - 1))
+        if order != "newest" and times[-1] + spacing <= (r.end if after is None else after - spacing):
+            pending.append((Range(times[-1] + 1, r.end), times[-1], after))
+        if order != "oldest" and times[0] - spacing >= (r.start if before is None else before + spacing):
+            pending.append((Range(r.start, times[0] - 1), before, times[0]))
     return rows
 
 
