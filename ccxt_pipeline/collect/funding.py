@@ -173,10 +173,10 @@ def settlement_windows(span: Range, interval: int, per_window: int) -> list[Rang
     window's last full page would cost a second, empty request (76 of 738 pages in a whole-market Binance
     backfill, docs/benchmarks.md). Half an hour off the hour grid is off every exchange's grid at once.
     Settlement `k * interval` belongs to the slot [k * interval - interval + half, k * interval + half) with
-    half = 30 minutes; the first window may start inside a slot; its slots
-    are counted from the first settlement that can be stamped inside it (one at most the stamp slack before
-    its start, stamped late), so that it holds a full page too. The span's own ends are the caller's
-    (`widen`)."""
+    half = 30 minutes; the first window may start inside a slot; its slots are counted from the first
+    settlement that can be stamped inside it (one at most the stamp slack before its start, stamped late),
+    so that it holds a full page too. The span's own ends are the caller's (`widen`). Sources:
+    tests/fixtures/SOURCES.md, "Funding paging"."""
     half = _SHORTEST_INTERVAL // 2
     last_slot = -(-(span.start - _STAMP_SLACK) // interval) + per_window - 1
     out = []

@@ -158,13 +158,12 @@ def open_interest_pages(
     raw endpoint (`venue.oi_history_raw`).
 
     A venue that serves only recent history (Binance, 30 days) is asked from where it serves at the moment
-    of the request: a whole-market backfill takes long enough (20 minutes for Binance's 233 perpetuals at
-    1000 pages per 5 minutes) for its oldest planned windows to leave the exchange's window, which Binance
-    refuses whole (-1130 "startTime is invalid"; ccxt issue #23712; tests/fixtures/SOURCES.md). A request may also wait minutes for its turn under the
-    venue's limit (Binance: 1000 pages per 5 minutes) and arrive after its start left the window: a refusal
-    of a request whose start the window has passed meanwhile is asked again from further in
-    (`_HORIZON_RETRY_MARGIN` more each time, at most `_HORIZON_RETRIES` times). The part that left is added
-    to `expired`."""
+    of the request. A whole-market backfill takes long enough (20 minutes for Binance's 233 perpetuals at
+    1000 pages per 5 minutes) for its oldest planned windows to leave the exchange's window, and a request
+    may wait minutes for its turn under that limit; Binance refuses a start it no longer serves whole
+    (-1130 "startTime is invalid"; ccxt issue #23712; tests/fixtures/SOURCES.md). A refusal of a request
+    whose start the window passed while it waited is asked again from further in (`_HORIZON_RETRY_MARGIN`
+    more each time, at most `_HORIZON_RETRIES` times). The part that left is added to `expired`."""
     venue = client.venue
     raw = venue.oi_history_raw
     market_id = client.market(inst.ccxt_symbol)["id"]
