@@ -87,6 +87,11 @@ def test_stream_keeps_events_while_the_disk_is_full_and_stores_them_after(
             thread.run(sim.liquidations.wait_subscribed("binance", "BTCUSDT", max_wait_s=20))
             thread.run(sim.liquidations.burst("binance", "BTCUSDT", 25, within_ms=50))
             wait_for(lambda: "disk full: 25 events waiting" in log.read_text(), "the health line")
+            # The flush that found the disk full tries the queued definition right after the events; on a
+            # busy machine that try can come after the health line, so space returns only once it failed.
+            wait_for(
+                lambda: "instrument definition not written" in log.read_text(), "the definition's failure"
+            )
             assert proc.poll() is None, log.read_text()
             assert stored_rows(catalog) == []
             filler.unlink()  # space returns
